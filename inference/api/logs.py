@@ -1,0 +1,82 @@
+"""Writing request-log rows: the API layer's job, once per request, at its end."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest
+
+from ..models import RequestLog
+from .errors import APIError
+
+
+def new_request_id(prefix: str = "req") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def clip(text: str) -> str:
+    limit = settings.MLX_SERVER_LOG_BODY_CHARS
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
+
+
+def body_text(request: HttpRequest) -> str:
+    """The request body as text for the log, whatever state the stream is in."""
+    try:
+        raw = request.body
+    except Exception:  # already streamed by a parser, or too large to read
+        return ""
+    return clip(raw.decode("utf-8", errors="replace"))
+
+
+def client_of(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "") or ""
+
+
+@dataclass
+class CallLog:
+    """Fields of one request's row, filled in as the request goes; written once."""
+
+    request: HttpRequest
+    request_id: str = field(default_factory=lambda: new_request_id("chatcmpl"))
+    started: float = field(default_factory=time.perf_counter)
+    fields: dict[str, Any] = field(default_factory=dict)
+    written: bool = False
+
+    def __post_init__(self) -> None:
+        self.request._mlx_logged = True  # the middleware leaves this request to us
+
+    def set(self, **values: Any) -> None:
+        self.fields.update(values)
+
+    def mark_first_token(self) -> None:
+        self.fields.setdefault("ttft_ms", (time.perf_counter() - self.started) * 1000)
+
+    def fail(self, error: APIError) -> None:
+        self.set(status_code=error.status_code, outcome=RequestLog.Outcome.ERROR,
+                 error_code=error.code, error=error.message)
+
+    def row(self) -> dict[str, Any]:
+        response = self.fields.pop("response", None)
+        if response is not None and not isinstance(response, str):
+            response = json.dumps(response, ensure_ascii=False)
+        return {
+            "request_id": self.request_id,
+            "method": self.request.method,
+            "endpoint": self.request.path,
+            "request_body": body_text(self.request),
+            "response_body": clip(response or ""),
+            "client": client_of(self.request),
+            "latency_ms": (time.perf_counter() - self.started) * 1000,
+            **self.fields,
+        }
+
+    async def write(self) -> None:
+        if self.written:
+            return
+        self.written = True
+        await sync_to_async(RequestLog.objects.create)(**self.row())

@@ -1,0 +1,142 @@
+"""The OpenAI chat-completions contract, as DRF serializers: validation is the contract."""
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from .fields import (
+    JSONObjectField, StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField,
+)
+
+ROLES = ("system", "developer", "user", "assistant", "tool")
+INT64 = 2**63 - 1
+
+
+class ContentField(serializers.Field):
+    """Message content: a string, a list of typed parts, or null (assistant turns only)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if data is None or isinstance(data, str):
+            return data
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Must be a string or an array of content parts.")
+        for j, part in enumerate(data):
+            where = f"[{j}]"
+            if not isinstance(part, dict):
+                raise serializers.ValidationError(f"{where}: each content part must be an object.")
+            kind = part.get("type")
+            if kind == "text":
+                if not isinstance(part.get("text"), str):
+                    raise serializers.ValidationError(f"{where}.text: must be a string.")
+            elif kind == "image_url":
+                image = part.get("image_url")
+                if isinstance(image, str):  # a common client shortcut
+                    part["image_url"] = image = {"url": image}
+                if not isinstance(image, dict) or not isinstance(image.get("url"), str) or not image["url"]:
+                    raise serializers.ValidationError(f"{where}.image_url.url: must be a non-empty string.")
+                if image.get("detail", "auto") not in ("auto", "low", "high"):
+                    raise serializers.ValidationError(f"{where}.image_url.detail: must be auto, low or high.")
+            else:
+                raise serializers.ValidationError(
+                    f"{where}.type: {kind!r} is not a supported content part type (text, image_url)."
+                )
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ROLES)
+    content = ContentField(required=False, allow_null=True)
+    name = StrictCharField(required=False, max_length=256)
+    tool_calls = serializers.ListField(child=JSONObjectField(), required=False, allow_null=True)
+    tool_call_id = StrictCharField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        role, content = attrs["role"], attrs.get("content")
+        if role == "assistant":
+            if content is None and not attrs.get("tool_calls"):
+                raise serializers.ValidationError({"content": "An assistant message needs content or tool_calls."})
+        elif content is None:
+            raise serializers.ValidationError({"content": f"A {role} message needs content."})
+        if role in ("system", "developer", "assistant", "tool") and isinstance(content, list):
+            if any(part["type"] != "text" for part in content):
+                raise serializers.ValidationError({"content": f"A {role} message can only hold text parts."})
+        if role == "tool" and not attrs.get("tool_call_id"):
+            raise serializers.ValidationError({"tool_call_id": "A tool message needs tool_call_id."})
+        return attrs
+
+
+class StopField(serializers.Field):
+    default_error_messages = {"invalid": "Must be a string or an array of up to 4 strings."}
+
+    def to_internal_value(self, data: Any) -> tuple[str, ...]:
+        if isinstance(data, str):
+            return (data,)
+        if isinstance(data, list) and len(data) <= 4 and all(isinstance(s, str) for s in data):
+            return tuple(data)
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return list(value)
+
+
+class StreamOptionsSerializer(serializers.Serializer):
+    include_usage = StrictBooleanField(required=False, default=False)
+
+
+class ToolSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=("function",))
+    function = JSONObjectField()
+
+    def validate_function(self, value: dict) -> dict:
+        if not isinstance(value.get("name"), str) or not value["name"]:
+            raise serializers.ValidationError("name: must be a non-empty string.")
+        if "parameters" in value and not isinstance(value["parameters"], dict):
+            raise serializers.ValidationError("parameters: must be a JSON Schema object.")
+        return value
+
+
+class ChatCompletionSerializer(serializers.Serializer):
+    model = StrictCharField(max_length=512)
+    messages = MessageSerializer(many=True, allow_empty=False)
+    temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
+    top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
+    max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64)
+    max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64)
+    stop = StopField(required=False, allow_null=True)
+    seed = StrictIntegerField(required=False, allow_null=True, min_value=-INT64 - 1, max_value=INT64)
+    n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=1)
+    stream = StrictBooleanField(required=False, allow_null=True, default=False)
+    stream_options = StreamOptionsSerializer(required=False, allow_null=True)
+    presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
+    frequency_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
+    logit_bias = serializers.DictField(
+        child=StrictFloatField(min_value=-100.0, max_value=100.0), required=False, allow_null=True
+    )
+    tools = ToolSerializer(many=True, required=False, allow_null=True)
+    tool_choice = serializers.JSONField(required=False, allow_null=True)
+    response_format = JSONObjectField(required=False, allow_null=True)
+    user = StrictCharField(required=False, allow_blank=True)
+
+    def validate_logit_bias(self, value: dict | None) -> dict[int, float] | None:
+        if value is None:
+            return None
+        try:
+            return {int(token): bias for token, bias in value.items()}
+        except ValueError:
+            raise serializers.ValidationError("Keys must be token ids (integers as strings).") from None
+
+    def validate_response_format(self, value: dict | None) -> dict | None:
+        if value is not None and value.get("type", "text") != "text":
+            raise serializers.ValidationError(
+                f"type {value.get('type')!r} is not supported yet; only 'text' is."
+            )
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("stream_options") and not attrs.get("stream"):
+            raise serializers.ValidationError({"stream_options": "Only allowed when stream is true."})
+        return attrs

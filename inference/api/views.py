@@ -1,0 +1,138 @@
+"""HTTP endpoints. The chat view is async so a long generation never holds a thread that
+other requests (health, models, admin) need; the small endpoints are plain DRF views."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from registry.active import get_registry, locate_spec
+from registry.locate import context_length
+from registry.specs import ModelSpec
+
+from ..engine import get_engine
+from .chat import ChatCall, build_chat_request
+from .errors import (
+    APIError, InvalidRequest, MethodNotAllowed, ModelNotFound, RequestTooLarge, error_response,
+    from_validation_error,
+)
+from .logs import CallLog
+from .serializers import ChatCompletionSerializer
+
+
+def model_entry(spec: ModelSpec, loaded_id: str | None) -> dict[str, Any]:
+    where = locate_spec(spec)
+    return {
+        "id": spec.id,
+        "object": "model",
+        "created": int(where.path.stat().st_mtime) if where.path else 0,
+        "owned_by": "mlx-server",
+        "aliases": list(spec.aliases),
+        "backend": spec.backend,
+        "tool_format": spec.tool_format,
+        "capabilities": list(spec.capabilities),
+        "context_length": context_length(spec, where.path),
+        "available": where.available,
+        "unavailable_reason": where.reason or None,
+        "loaded": spec.id == loaded_id,
+        "fixture": spec.fixture,
+        "description": spec.description,
+    }
+
+
+def resolve_model(name: str) -> ModelSpec:
+    spec = get_registry().resolve(name)
+    if spec is None:
+        raise ModelNotFound(f"The model `{name}` does not exist. GET /v1/models lists the models.",
+                            param="model")
+    return spec
+
+
+class ModelListView(APIView):
+    def get(self, request):
+        registry = get_registry()
+        loaded = get_engine().loaded_id
+        return Response({"object": "list", "data": [model_entry(s, loaded) for s in registry.specs]})
+
+
+class ModelDetailView(APIView):
+    def get(self, request, model: str):
+        return Response(model_entry(resolve_model(model), get_engine().loaded_id))
+
+
+class HealthView(APIView):
+    def get(self, request):
+        engine = get_engine()
+        return Response({
+            "status": "ok",
+            "uptime_seconds": round(time.time() - engine.started_at, 3),
+            "default_model": get_registry().default_id,
+            **engine.status(),
+        })
+
+
+def parse_json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise RequestTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        ) from None
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. The body must be a JSON object.",
+            code="invalid_json",
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return payload
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    log = CallLog(request)
+    try:
+        if request.method != "POST":
+            raise MethodNotAllowed(f"Method {request.method} not allowed; use POST.")
+        payload = parse_json_body(request)
+        log.set(model=str(payload.get("model", ""))[:512], stream=payload.get("stream") is True)
+        serializer = ChatCompletionSerializer(data=payload)
+        if not serializer.is_valid():
+            raise from_validation_error(serializer.errors)
+        data = serializer.validated_data
+        spec = resolve_model(data["model"])
+        log.set(resolved_model=spec.id)
+        where = locate_spec(spec)
+        if not where.available:
+            raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
+                                code="model_not_available", param="model")
+        call = ChatCall(
+            log=log, spec=spec,
+            events=get_engine().stream(spec, build_chat_request(data)),
+            include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
+        )
+        await call.start()
+        headers = {"x-request-id": log.request_id}
+        if data.get("stream"):
+            response = StreamingHttpResponse(call.stream(), content_type="text/event-stream", headers=headers)
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return response
+        body = await call.complete()
+        await log.write()
+        return JsonResponse(body, headers=headers, json_dumps_params={"ensure_ascii": False})
+    except APIError as error:
+        log.fail(error)
+        response = error_response(error)
+        log.set(response=response.content.decode())
+        await log.write()
+        return response

@@ -1,0 +1,19 @@
+"""Backends by models.yaml `backend` name; each turns a model folder into a LoadedModel."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from registry.specs import ModelSpec
+
+from ..types import ModelLoadError
+from .base import LoadedModel, Step
+
+__all__ = ["LoadedModel", "Step", "load_model"]
+
+
+def load_model(spec: ModelSpec, path: Path) -> LoadedModel:
+    if spec.backend == "text":
+        from .text import TextModel
+
+        return TextModel(spec, path)
+    raise ModelLoadError(f"backend {spec.backend!r} of model {spec.id} is not available yet")

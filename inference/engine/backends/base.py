@@ -1,0 +1,32 @@
+"""What the engine needs from a loaded model, whichever library runs it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol
+
+from registry.specs import ModelSpec
+
+from ..types import SamplingParams
+
+
+@dataclass(frozen=True)
+class Step:
+    """One generated token: its text segment (may be empty mid-character) and counters."""
+
+    text: str
+    generated: int  # tokens generated so far, this one included
+    finish_reason: str | None  # set on the last step: stop (end of sequence) | length
+    prompt_tps: float = 0.0
+    generation_tps: float = 0.0
+
+
+class LoadedModel(Protocol):
+    spec: ModelSpec
+    context_length: int
+    nbytes: int  # weight bytes held in memory
+
+    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> list[int]:
+        """Prompt token ids for an OpenAI message list, through the model's chat template."""
+
+    def generate(self, prompt: list[int], params: SamplingParams, max_tokens: int) -> Iterator[Step]:
+        """Yield steps until end of sequence or max_tokens; the caller may stop early."""

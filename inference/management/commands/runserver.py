@@ -1,0 +1,39 @@
+"""Daphne's runserver on port 1234 by default, serving admin static files, with preload."""
+from daphne.management.commands.runserver import Command as DaphneRunserver
+from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.management.base import CommandError
+
+
+class Command(DaphneRunserver):
+    help = (
+        "Start the OpenAI-compatible server (Daphne, ASGI) on 127.0.0.1:1234 unless told "
+        "otherwise; --preload MODEL loads a model (id, alias or 'default') at start."
+    )
+    default_port = str(settings.MLX_SERVER_PORT)
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--preload", default=settings.MLX_SERVER_PRELOAD,
+            help="Model to load at start-up: an id, an alias, or 'default' (env MLX_SERVER_PRELOAD).",
+        )
+
+    def inner_run(self, *args, **options):
+        name = options.get("preload")
+        if name:
+            from registry.active import get_registry
+
+            from inference.engine import get_engine
+
+            registry = get_registry()
+            spec = registry.default if name == "default" else registry.resolve(name)
+            if spec is None:
+                raise CommandError(f"--preload: no model named {name!r} in {registry.path}")
+            self.stdout.write(f"Preloading {spec.id} ...\n")
+            get_engine().preload(spec)
+        return super().inner_run(*args, **options)
+
+    def get_application(self, options):
+        # A local server: serve the admin's CSS/JS even with DEBUG off.
+        return ASGIStaticFilesHandler(super().get_application({**options, "use_static_handler": False}))

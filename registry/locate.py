@@ -1,0 +1,126 @@
+"""Where a spec's files are on this machine, offline-first.
+
+Nothing here touches the network unless downloads are enabled: a model whose files are not
+local is reported unavailable with the reason, instead of being fetched at request time.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .specs import ModelSpec
+
+
+@dataclass(frozen=True)
+class Location:
+    path: Path | None  # a folder mlx-lm / mlx-vlm can load, when it exists already
+    available: bool  # loadable now (possibly after a local GGUF import)
+    reason: str = ""  # why not, when unavailable
+
+
+def import_dir(spec: ModelSpec, models_dir: Path) -> Path:
+    """The folder a GGUF source is imported into (one per model id and dtype)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "--", spec.id)
+    return Path(models_dir) / f"{safe}"
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / "config.json").is_file()
+
+
+def _hf_snapshot(spec: ModelSpec, *, allow_downloads: bool) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(
+            snapshot_download(
+                spec.source.location,
+                revision=spec.source.revision,
+                local_files_only=not allow_downloads,
+            )
+        )
+    except LocalEntryNotFoundError:
+        return None
+
+
+def _gguf_file(location: str, downloads_dir: Path) -> Path | None:
+    """The local GGUF behind a gguf source, if it is on disk already."""
+    if location.startswith("pypi:"):
+        from .gguf.sources import cached_pypi_gguf
+
+        return cached_pypi_gguf(location, downloads_dir)
+    path = Path(location).expanduser()
+    return path if path.is_file() else None
+
+
+def locate(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_downloads: bool) -> Location:
+    source = spec.source
+    if source.kind == "path":
+        path = Path(source.location).expanduser()
+        if _is_model_dir(path):
+            return Location(path, True)
+        return Location(None, False, f"no model folder (config.json) at {path}")
+    if source.kind == "hf":
+        try:
+            path = _hf_snapshot(spec, allow_downloads=False)
+        except Exception as exc:  # a corrupt cache must not break listing
+            return Location(None, False, f"Hugging Face cache unreadable: {exc}")
+        if path is not None:
+            return Location(path, True)
+        if allow_downloads:
+            return Location(None, True)
+        return Location(
+            None, False,
+            f"{source.location} is not in the local Hugging Face cache and downloads are off "
+            "(set MLX_SERVER_ALLOW_DOWNLOADS=1 or run `huggingface-cli download`)",
+        )
+    out = import_dir(spec, models_dir)
+    if _is_model_dir(out):
+        return Location(out, True)
+    if _gguf_file(source.location, downloads_dir) is not None or allow_downloads:
+        return Location(None, True)
+    return Location(
+        None, False,
+        f"GGUF {source.location} has not been fetched yet and downloads are off "
+        "(run `python manage.py import_models` or set MLX_SERVER_ALLOW_DOWNLOADS=1)",
+    )
+
+
+def materialize(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_downloads: bool) -> Path:
+    """A loadable folder for spec: found locally, downloaded (if allowed) or imported from GGUF.
+
+    Raises FileNotFoundError with the reason when the model cannot be had offline.
+    """
+    where = locate(spec, models_dir=models_dir, downloads_dir=downloads_dir, allow_downloads=allow_downloads)
+    if where.path is not None:
+        return where.path
+    if not where.available:
+        raise FileNotFoundError(where.reason)
+    if spec.source.kind == "hf":
+        path = _hf_snapshot(spec, allow_downloads=True)
+        assert path is not None
+        return path
+    from .gguf import import_gguf
+
+    return import_gguf(
+        spec.source.location, import_dir(spec, models_dir), dtype=spec.source.dtype,
+        cache_dir=downloads_dir, progress=False,
+    )
+
+
+DEFAULT_CONTEXT = 4096
+
+
+def context_length(spec: ModelSpec, path: Path | None) -> int:
+    """models.yaml wins; else what the model's config says it was trained for."""
+    if spec.context_length:
+        return spec.context_length
+    try:
+        config = json.loads((Path(path) / "config.json").read_text()) if path else {}
+    except (OSError, ValueError):
+        config = {}
+    text_config = config.get("text_config", config)
+    return int(text_config.get("max_position_embeddings") or DEFAULT_CONTEXT)

@@ -1,0 +1,138 @@
+"""The engine's own logic (queueing, swapping, stops, context, cancellation) on a scripted backend."""
+import asyncio
+import threading
+
+import pytest
+
+from inference.engine.types import (
+    ChatRequest, ContextLengthExceeded, Delta, Failed, Finished, Loading, ModelLoadError,
+    SamplingParams, Started,
+)
+from tests.scripted import ScriptedWorld, spec
+
+
+def ask(text="hi", **params):
+    return ChatRequest(messages=[{"role": "user", "content": text}], params=SamplingParams(**params))
+
+
+async def collect(engine, model_spec, request):
+    return [event async for event in engine.stream(model_spec, request)]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_events_in_order_and_text_joined():
+    world = ScriptedWorld(["Hel", "lo", " there"])
+    events = run(collect(world.engine(), spec("a"), ask(max_tokens=10)))
+    assert isinstance(events[0], Loading) and events[0].unloaded is None
+    assert isinstance(events[1], Started) and events[1].prompt_tokens == 2
+    assert "".join(e.text for e in events if isinstance(e, Delta)) == "Hello there"
+    assert events[-1] == Finished("stop", 2, 3)
+
+
+def test_max_tokens_gives_length():
+    world = ScriptedWorld(list("abcdef"))
+    events = run(collect(world.engine(), spec("a"), ask(max_tokens=2)))
+    assert events[-1].finish_reason == "length" and events[-1].completion_tokens == 2
+
+
+def test_stop_string_across_pieces_is_cut():
+    world = ScriptedWorld(["one ", "tw", "o th", "ree"])
+    events = run(collect(world.engine(), spec("a"), ask(max_tokens=10, stop=("two",))))
+    assert "".join(e.text for e in events if isinstance(e, Delta)) == "one "
+    assert events[-1].finish_reason == "stop"
+
+
+def test_swap_unloads_then_loads_and_same_model_stays():
+    world = ScriptedWorld(["x"])
+    engine = world.engine()
+
+    async def scenario():
+        await collect(engine, spec("a"), ask())
+        await collect(engine, spec("a"), ask())
+        swap = await collect(engine, spec("b"), ask())
+        return swap
+
+    swap = run(scenario())
+    assert world.loads == ["a", "b"]
+    assert swap[0] == Loading("b", "a")
+    assert engine.loaded_id == "b" and engine.swaps == 1
+
+
+def test_context_length_exceeded_before_any_generation():
+    world = ScriptedWorld(["x"])
+    events = run(collect(world.engine(), spec("a", context_length=20), ask("0123456789", max_tokens=15)))
+    assert isinstance(events[-1], Failed)
+    error = events[-1].error
+    assert isinstance(error, ContextLengthExceeded)
+    assert error.details == {"context_length": 20, "prompt_tokens": 10, "max_tokens": 15}
+    assert not any(isinstance(e, Started) for e in events)
+
+
+def test_load_failure_is_reported_and_the_engine_keeps_serving():
+    world = ScriptedWorld(["ok"])
+    engine = world.engine()
+    original = world.load
+
+    def flaky(s, path):
+        if s.id == "broken":
+            raise ModelLoadError("corrupt safetensors")
+        return original(s, path)
+
+    engine._loader = flaky
+
+    async def scenario():
+        bad = await collect(engine, spec("broken"), ask())
+        good = await collect(engine, spec("a"), ask())
+        return bad, good
+
+    bad, good = run(scenario())
+    assert isinstance(bad[-1], Failed) and "corrupt" in str(bad[-1].error)
+    assert good[-1].finish_reason == "stop"
+
+
+def test_requests_are_served_one_at_a_time_in_order():
+    world = ScriptedWorld(list("abcd"), delay=0.01)
+    engine = world.engine()
+    order, active, peak = [], [0], [0]
+    lock = threading.Lock()
+
+    async def one(i):
+        async for event in engine.stream(spec("a" if i % 2 else "b"), ask(str(i))):
+            if isinstance(event, Started):
+                with lock:
+                    active[0] += 1
+                    peak[0] = max(peak[0], active[0])
+                    order.append(i)
+            if isinstance(event, Finished):
+                with lock:
+                    active[0] -= 1
+
+    async def scenario():
+        await asyncio.gather(*(one(i) for i in range(6)))
+
+    run(scenario())
+    assert peak[0] == 1
+    assert order == list(range(6))
+    assert world.loads == ["b", "a", "b", "a", "b", "a"]
+
+
+def test_leaving_early_cancels_generation():
+    world = ScriptedWorld(["t"] * 200, delay=0.005)
+    engine = world.engine()
+
+    async def scenario():
+        stream = engine.stream(spec("a"), ask(max_tokens=200))
+        async for event in stream:
+            if isinstance(event, Delta):
+                break
+        await stream.aclose()
+        await asyncio.sleep(0.1)
+        # The worker is free again: a new request completes.
+        return await collect(engine, spec("a"), ask(max_tokens=3))
+
+    after = run(scenario())
+    assert after[-1].finish_reason == "length"
+    assert engine._resident.model.generated_steps < 20  # stopped within a step or two, not 200

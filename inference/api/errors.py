@@ -76,6 +76,8 @@ def first_validation_error(detail: Any, path: str = "") -> tuple[str, str]:
         key, value = next(iter(detail.items()))
         if key == "non_field_errors":
             return first_validation_error(value, path)
+        if isinstance(key, int):  # DRF keys list-item errors by index
+            return first_validation_error(value, f"{path}[{key}]")
         return first_validation_error(value, f"{path}.{key}" if path else str(key))
     if isinstance(detail, list):
         for i, item in enumerate(detail):

@@ -7,7 +7,7 @@ from .models import RequestLog
 class RequestLogAdmin(admin.ModelAdmin):
     list_display = (
         "created_at", "endpoint", "resolved_model", "status_code", "outcome", "stream",
-        "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "decode_tps",
+        "latency_ms", "ttft_ms", "prompt_tokens", "cached_tokens", "completion_tokens", "decode_tps",
     )
     list_filter = ("outcome", "status_code", "resolved_model", "endpoint", "stream", "error_code")
     search_fields = ("request_id", "model", "resolved_model", "request_body", "response_body", "error")

@@ -22,6 +22,8 @@ class RequestLog(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True, help_text="Time to first generated text.")
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True,
+                                                help_text="Prompt tokens reused from the prefix cache.")
     decode_tps = models.FloatField(null=True, blank=True, help_text="Generated tokens per second.")
     finish_reason = models.CharField(max_length=32, blank=True)
     swapped_from = models.CharField(max_length=512, blank=True,

@@ -119,6 +119,12 @@ MLX_SERVER_PORT = env_int("MLX_SERVER_PORT", 1234)
 MLX_SERVER_PRELOAD = os.environ.get("MLX_SERVER_PRELOAD", "")
 # max_tokens when a request gives none (the model's context bounds it further).
 MLX_SERVER_DEFAULT_MAX_TOKENS = env_int("MLX_SERVER_DEFAULT_MAX_TOKENS", 2048)
+# KV prefix cache across requests of the resident model (dropped on swap).
+MLX_SERVER_PROMPT_CACHE = env_bool("MLX_SERVER_PROMPT_CACHE", True)
+MLX_SERVER_PROMPT_CACHE_ENTRIES = env_int("MLX_SERVER_PROMPT_CACHE_ENTRIES", 16)
+MLX_SERVER_PROMPT_CACHE_BYTES = env_int("MLX_SERVER_PROMPT_CACHE_BYTES", 2 * 1024**3)
+# Prompt tokens prefilled per step: bounds the memory a long prompt takes.
+MLX_SERVER_PREFILL_STEP = env_int("MLX_SERVER_PREFILL_STEP", 2048)
 # Request/response bodies longer than this are cut in the request log.
 MLX_SERVER_LOG_BODY_CHARS = env_int("MLX_SERVER_LOG_BODY_CHARS", 200_000)
 # Largest request body accepted, in bytes.

@@ -17,6 +17,13 @@ def spec(model_id: str, context_length: int = 64) -> ModelSpec:
 
 
 @dataclass
+class ScriptedCache:
+    """Counts the tokens it holds, as mlx-lm's KVCache.offset does."""
+
+    offset: int = 0
+
+
+@dataclass
 class ScriptedModel:
     spec: ModelSpec
     pieces: list[str]
@@ -28,13 +35,18 @@ class ScriptedModel:
     def render_prompt(self, messages, tools):
         return [ord(c) for m in messages for c in str(m.get("content") or "")]
 
-    def generate(self, prompt: list[int], params: SamplingParams, max_tokens: int):
+    def new_cache(self):
+        return [ScriptedCache()]
+
+    def generate(self, prompt: list[int], cache, params: SamplingParams, max_tokens: int):
+        cache[0].offset += len(prompt)
         for i, piece in enumerate(self.pieces[:max_tokens]):
             time.sleep(self.delay)
             self.generated_steps += 1
+            cache[0].offset += 1
             last = i == min(len(self.pieces), max_tokens) - 1
             reason = None if not last else ("length" if max_tokens <= len(self.pieces) else "stop")
-            yield Step(text=piece, generated=i + 1, finish_reason=reason)
+            yield Step(text=piece, token=1000 + i, generated=i + 1, finish_reason=reason)
 
 
 @dataclass

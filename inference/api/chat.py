@@ -56,7 +56,7 @@ def usage_of(finished: Finished) -> dict[str, Any]:
         "prompt_tokens": finished.prompt_tokens,
         "completion_tokens": finished.completion_tokens,
         "total_tokens": finished.prompt_tokens + finished.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": finished.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": 0},
     }
 
@@ -79,7 +79,7 @@ class ChatCall:
                 self.log.set(swapped_from=event.unloaded or "")
             elif isinstance(event, Started):
                 self.started = event
-                self.log.set(prompt_tokens=event.prompt_tokens)
+                self.log.set(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens)
                 return
             elif isinstance(event, Failed):
                 raise api_error_of(event.error)

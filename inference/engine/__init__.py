@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 from .engine import Engine
 from .types import ChatRequest, SamplingParams
@@ -21,10 +22,16 @@ def get_engine() -> Engine:
             from registry.active import materialize_spec
 
             from .backends import load_model
+            from .prompt_cache import PromptCache
+
+            def cache() -> PromptCache:
+                return PromptCache(max_entries=settings.MLX_SERVER_PROMPT_CACHE_ENTRIES,
+                                   max_bytes=settings.MLX_SERVER_PROMPT_CACHE_BYTES)
 
             _engine = Engine(
                 materialize=materialize_spec,
-                loader=load_model,
+                loader=partial(load_model, prefill_step=settings.MLX_SERVER_PREFILL_STEP),
                 default_max_tokens=settings.MLX_SERVER_DEFAULT_MAX_TOKENS,
+                prompt_cache=cache if settings.MLX_SERVER_PROMPT_CACHE else None,
             )
         return _engine

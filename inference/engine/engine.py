@@ -20,6 +20,7 @@ import mlx.core as mx
 from registry.specs import ModelSpec
 
 from .backends import LoadedModel
+from .prompt_cache import PromptCache
 from .stops import StopFilter
 from .types import (
     ChatRequest, ContextLengthExceeded, Delta, EngineError, Event, Failed, Finished,
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Materializer = Callable[[ModelSpec], Path]
 Loader = Callable[[ModelSpec, Path], LoadedModel]
+CacheFactory = Callable[[], PromptCache]
 
 
 @dataclass
@@ -45,12 +47,17 @@ class Resident:
     model: LoadedModel
     loaded_at: float
     load_seconds: float
+    prompt_cache: PromptCache | None  # dropped with the model on swap
 
 
 class Engine:
-    def __init__(self, *, materialize: Materializer, loader: Loader, default_max_tokens: int):
+    def __init__(
+        self, *, materialize: Materializer, loader: Loader, default_max_tokens: int,
+        prompt_cache: CacheFactory | None = None,
+    ):
         self._materialize = materialize
         self._loader = loader
+        self._cache_factory = prompt_cache
         self._default_max_tokens = default_max_tokens
         self._jobs: queue.Queue[Job] = queue.Queue()
         self._resident: Resident | None = None
@@ -99,6 +106,9 @@ class Engine:
             "model_bytes": resident.model.nbytes if resident else None,
             "queued": self._jobs.qsize(),
             "swaps": self.swaps,
+            "prompt_cache": {
+                "entries": len(resident.prompt_cache), "bytes": resident.prompt_cache.nbytes,
+            } if resident and resident.prompt_cache is not None else None,
             "device": str(mx.default_device()),
             "memory": {
                 "active_bytes": mx.get_active_memory(),
@@ -128,10 +138,10 @@ class Engine:
             finally:
                 self._state = "idle"
 
-    def _ensure_loaded(self, job: Job) -> LoadedModel:
+    def _ensure_loaded(self, job: Job) -> Resident:
         spec = job.spec
         if self._resident and self._resident.model.spec.id == spec.id:
-            return self._resident.model
+            return self._resident
         unloaded = self._unload()
         job.emit(Loading(spec.id, unloaded))
         self._state, self._loading = "loading", spec.id
@@ -147,11 +157,12 @@ class Engine:
             seconds = time.perf_counter() - started
         finally:
             self._loading = None
-        self._resident = Resident(model, time.time(), seconds)
+        cache = self._cache_factory() if self._cache_factory else None
+        self._resident = Resident(model, time.time(), seconds, cache)
         if unloaded:
             self.swaps += 1
         log.info("loaded %s in %.2fs (%.1f MB)", spec.id, seconds, model.nbytes / 1e6)
-        return model
+        return self._resident
 
     def _unload(self) -> str | None:
         """Drop the resident model and give its memory back before anything else loads."""
@@ -165,7 +176,8 @@ class Engine:
         return model_id
 
     def _run(self, job: Job) -> None:
-        model = self._ensure_loaded(job)
+        resident = self._ensure_loaded(job)
+        model = resident.model
         request = job.request
         if request is None:
             job.emit(Finished("stop", 0, 0))
@@ -182,17 +194,22 @@ class Engine:
                 "completion.",
                 context_length=model.context_length, prompt_tokens=len(prompt), max_tokens=max_tokens,
             )
-        job.emit(Started(len(prompt), max_tokens))
+        store = resident.prompt_cache
+        key = (model.spec.id,)
+        cache, rest = store.fetch(key, prompt) if store is not None else (None, prompt)
+        cache = cache if cache is not None else model.new_cache()
+        cached = len(prompt) - len(rest)
+        job.emit(Started(len(prompt), max_tokens, cached))
         self._state = "generating"
         stops = StopFilter(params.stop)
-        finish, generated, step = "length", 0, None
-        steps = model.generate(prompt, params, max_tokens)
+        finish, generated, step = "length", [], None
+        steps = model.generate(rest, cache, params, max_tokens)
         try:
             for step in steps:
                 if job.cancelled.is_set():
                     finish = "cancelled"
                     break
-                generated = step.generated
+                generated.append(step.token)
                 text, hit = stops.feed(step.text)
                 if text:
                     job.emit(Delta(text))
@@ -207,8 +224,10 @@ class Engine:
                     job.emit(Delta(tail))
         finally:
             steps.close()
+        if store is not None:
+            store.store(key, prompt + generated, cache)
         job.emit(Finished(
-            finish, len(prompt), generated,
+            finish, len(prompt), len(generated), cached_tokens=cached,
             prompt_tps=step.prompt_tps if step else 0.0,
             generation_tps=step.generation_tps if step else 0.0,
         ))

@@ -45,6 +45,7 @@ class Started:
 
     prompt_tokens: int
     max_tokens: int
+    cached_tokens: int = 0  # prompt tokens whose KV state came from the prompt cache
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Finished:
     finish_reason: str  # stop | length | cancelled
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
     prompt_tps: float = 0.0
     generation_tps: float = 0.0
 

@@ -11,9 +11,9 @@ from .base import LoadedModel, Step
 __all__ = ["LoadedModel", "Step", "load_model"]
 
 
-def load_model(spec: ModelSpec, path: Path) -> LoadedModel:
+def load_model(spec: ModelSpec, path: Path, *, prefill_step: int = 2048) -> LoadedModel:
     if spec.backend == "text":
         from .text import TextModel
 
-        return TextModel(spec, path)
+        return TextModel(spec, path, prefill_step=prefill_step)
     raise ModelLoadError(f"backend {spec.backend!r} of model {spec.id} is not available yet")

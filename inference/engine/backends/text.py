@@ -1,13 +1,15 @@
-"""Text models through mlx-lm: load, chat template, stream_generate."""
+"""Text models through mlx-lm: load, chat template, generate_step with a prompt cache."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm import load as mlx_lm_load
-from mlx_lm import stream_generate
+from mlx_lm.generate import generate_step, wired_limit
+from mlx_lm.models.cache import make_prompt_cache
 from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
 from registry.locate import context_length
@@ -17,8 +19,21 @@ from ..messages import to_template_messages
 from ..types import ModelLoadError, SamplingParams
 from .base import Step
 
+
+def sampling_of(params: SamplingParams) -> dict[str, Any]:
+    """mlx-lm's sampler and logits processors for OpenAI sampling parameters."""
+    return {
+        "sampler": make_sampler(temp=params.temperature, top_p=params.top_p if params.top_p < 1.0 else 0.0),
+        "logits_processors": make_logits_processors(
+            logit_bias=params.logit_bias or None,
+            presence_penalty=params.presence_penalty or None,
+            frequency_penalty=params.frequency_penalty or None,
+        ),
+    }
+
+
 class TextModel:
-    def __init__(self, spec: ModelSpec, path: Path):
+    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048):
         self.spec = spec
         try:
             self.model, self.tokenizer = mlx_lm_load(str(path))
@@ -26,6 +41,7 @@ class TextModel:
             raise ModelLoadError(f"could not load {spec.id} from {path}: {exc}") from exc
         self.context_length = context_length(spec, path)
         self.nbytes = sum(v.nbytes for _, v in tree_flatten(self.model.parameters()))
+        self.prefill_step = prefill_step
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> list[int]:
         template_messages = to_template_messages(messages)
@@ -38,23 +54,38 @@ class TextModel:
         text = "".join(f"{m['role']}: {m['content']}\n" for m in template_messages) + "assistant:"
         return list(self.tokenizer.encode(text))
 
-    def generate(self, prompt: list[int], params: SamplingParams, max_tokens: int) -> Iterator[Step]:
+    def new_cache(self) -> list[Any]:
+        return make_prompt_cache(self.model)
+
+    def generate(
+        self, prompt: list[int], cache: list[Any], params: SamplingParams, max_tokens: int
+    ) -> Iterator[Step]:
+        """Prefill `prompt` (the part `cache` lacks) in chunks, then decode token by token."""
         if params.seed is not None:
             mx.random.seed(params.seed)
-        sampler = make_sampler(temp=params.temperature, top_p=params.top_p if params.top_p < 1.0 else 0.0)
-        processors = make_logits_processors(
-            logit_bias=params.logit_bias or None,
-            presence_penalty=params.presence_penalty or None,
-            frequency_penalty=params.frequency_penalty or None,
-        )
-        for response in stream_generate(
-            self.model, self.tokenizer, mx.array(prompt), max_tokens=max_tokens,
-            sampler=sampler, logits_processors=processors,
-        ):
-            yield Step(
-                text=response.text,
-                generated=response.generation_tokens,
-                finish_reason=response.finish_reason,
-                prompt_tps=response.prompt_tps,
-                generation_tps=response.generation_tps,
+        detokenizer = self.tokenizer.detokenizer
+        detokenizer.reset()
+        end_tokens = self.tokenizer.eos_token_ids
+        started = time.perf_counter()
+        first = None
+        with wired_limit(self.model):
+            steps = generate_step(
+                mx.array(prompt), self.model, max_tokens=max_tokens, prompt_cache=cache,
+                prefill_step_size=self.prefill_step, **sampling_of(params),
             )
+            for n, (token, _) in enumerate(steps, start=1):
+                now = time.perf_counter()
+                if first is None:
+                    first = now
+                prompt_tps = len(prompt) / max(first - started, 1e-9)
+                generation_tps = (n - 1) / (now - first) if n > 1 else 0.0
+                if token in end_tokens:
+                    detokenizer.finalize()
+                    yield Step(detokenizer.last_segment, token, n, "stop", prompt_tps, generation_tps)
+                    return
+                detokenizer.add_token(token)
+                last = n == max_tokens
+                if last:
+                    detokenizer.finalize()
+                yield Step(detokenizer.last_segment, token, n, "length" if last else None,
+                           prompt_tps, generation_tps)

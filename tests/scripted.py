@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.engine.backends.base import Step
+from inference.engine.backends.base import Prompt, Step
 from inference.engine.engine import Engine
 from inference.engine.types import SamplingParams
 from registry.specs import ModelSpec, Source
@@ -33,13 +33,13 @@ class ScriptedModel:
     generated_steps: int = 0
 
     def render_prompt(self, messages, tools):
-        return [ord(c) for m in messages for c in str(m.get("content") or "")]
+        return Prompt([ord(c) for m in messages for c in str(m.get("content") or "")])
 
     def new_cache(self):
         return [ScriptedCache()]
 
-    def generate(self, prompt: list[int], cache, params: SamplingParams, max_tokens: int):
-        cache[0].offset += len(prompt)
+    def generate(self, prompt: Prompt, start: int, cache, params: SamplingParams, max_tokens: int):
+        cache[0].offset += len(prompt.tokens) - start
         for i, piece in enumerate(self.pieces[:max_tokens]):
             time.sleep(self.delay)
             self.generated_steps += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 from registry.specs import ModelSpec
 
@@ -13,6 +13,8 @@ from ..engine.types import (
     ModelLoadError, SamplingParams, Started, UnsupportedContent,
 )
 from ..models import RequestLog
+from ..tools import ContentDelta, ParsedOutput, StreamEvent, StreamParser, ToolCallDelta, get_tool_format
+from ..tools.base import PassthroughParser
 from .errors import APIError, InvalidRequest, ServerError, ServiceUnavailable, body_of
 from .logs import CallLog
 
@@ -34,7 +36,10 @@ def build_chat_request(data: dict[str, Any]) -> ChatRequest:
         frequency_penalty=data.get("frequency_penalty") or 0.0,
         logit_bias=data.get("logit_bias") or {},
     )
-    return ChatRequest(messages=data["messages"], params=params, tools=data.get("tools") or None)
+    tools = data.get("tools") or None
+    if data.get("tool_choice") == "none":
+        tools = None  # the model is not told about them, so it cannot call them
+    return ChatRequest(messages=data["messages"], params=params, tools=tools)
 
 
 def api_error_of(error: EngineError) -> APIError:
@@ -61,16 +66,53 @@ def usage_of(finished: Finished) -> dict[str, Any]:
     }
 
 
-class ChatCall:
-    """One chat completion in flight: its events, its log row, its response shapes."""
+def tool_call_delta(delta: ToolCallDelta) -> dict[str, Any]:
+    """OpenAI's streamed tool_calls item: id, type and name only on a call's first delta."""
+    item: dict[str, Any] = {"index": delta.index, "function": {"arguments": delta.arguments}}
+    if delta.id is not None:
+        item["id"] = delta.id
+        item["type"] = "function"
+    if delta.name is not None:
+        item["function"]["name"] = delta.name
+    return item
 
-    def __init__(self, *, log: CallLog, spec: ModelSpec, events: AsyncIterator[Event], include_usage: bool):
+
+def message_of(parsed: ParsedOutput) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": parsed.content, "refusal": None}
+    if parsed.calls:
+        message["content"] = parsed.content or None
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in parsed.calls
+        ]
+    return message
+
+
+class ChatCall:
+    """One chat completion in flight: its events, its log row, its response shapes.
+
+    Text deltas go through the request's tool parser (a pass-through without tools), so
+    streamed and whole answers are cut into content and tool calls by the same code.
+    """
+
+    def __init__(self, *, log: CallLog, spec: ModelSpec, events: AsyncIterator[Event], include_usage: bool,
+                 tools: list[dict] | None):
         self.log = log
         self.spec = spec
         self.events = events
         self.include_usage = include_usage
         self.created = int(time.time())
-        self.started: Started | None = None
+        self.parser: StreamParser = (
+            get_tool_format(spec.tool_format).stream_parser(tools) if tools else PassthroughParser()
+        )
+        self._closed = False
+
+    def _close_parser(self) -> list[StreamEvent]:
+        """Flush the parser once (at the end, or when the client leaves)."""
+        if self._closed:
+            return []
+        self._closed = True
+        return self.parser.finish()
 
     async def start(self) -> None:
         """Wait until generation starts, so a failure before it gets a real HTTP status."""
@@ -78,53 +120,58 @@ class ChatCall:
             if isinstance(event, Loading):
                 self.log.set(swapped_from=event.unloaded or "")
             elif isinstance(event, Started):
-                self.started = event
                 self.log.set(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens)
                 return
             elif isinstance(event, Failed):
                 raise api_error_of(event.error)
         raise ServerError("the engine ended the request without an answer")
 
-    def _finish(self, finished: Finished) -> None:
+    def _finish(self, finished: Finished) -> tuple[ParsedOutput, str]:
+        """Close the parser; the finish_reason a client sees and the log row's fields."""
+        parsed = self.parser.result()
+        reason = finished.finish_reason
+        if parsed.calls and reason == "stop":
+            reason = "tool_calls"
         self.log.set(
             completion_tokens=finished.completion_tokens,
-            finish_reason=finished.finish_reason,
+            finish_reason=reason,
             decode_tps=finished.generation_tps or None,
             status_code=200,
-            outcome=RequestLog.Outcome.CANCELLED if finished.finish_reason == "cancelled" else RequestLog.Outcome.OK,
+            outcome=RequestLog.Outcome.CANCELLED if reason == "cancelled" else RequestLog.Outcome.OK,
+            tool_calls=parsed.calls,
+            tool_failures=parsed.failures,
+            response=message_of(parsed),
         )
+        return parsed, reason
 
     async def complete(self) -> dict[str, Any]:
         """The whole answer as one chat.completion object."""
-        parts: list[str] = []
         try:
             async for event in self.events:
                 if isinstance(event, Delta):
                     self.log.mark_first_token()
-                    parts.append(event.text)
+                    self.parser.feed(event.text)
                 elif isinstance(event, Finished):
-                    self._finish(event)
+                    self._close_parser()
+                    parsed, reason = self._finish(event)
                     body = {
                         "id": self.log.request_id,
                         "object": "chat.completion",
                         "created": self.created,
                         "model": self.spec.id,
                         "choices": [{
-                            "index": 0,
-                            "message": {"role": "assistant", "content": "".join(parts), "refusal": None},
-                            "logprobs": None,
-                            "finish_reason": event.finish_reason,
+                            "index": 0, "message": message_of(parsed), "logprobs": None, "finish_reason": reason,
                         }],
                         "usage": usage_of(event),
                         "system_fingerprint": None,
                     }
-                    self.log.set(response=body)
                     return body
                 elif isinstance(event, Failed):
                     raise api_error_of(event.error)
         except asyncio.CancelledError:
-            self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED, response="".join(parts),
-                         error="client disconnected")
+            self._close_parser()
+            self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED,
+                         response=message_of(self.parser.result()), error="client disconnected")
             await self.log.write()
             raise
         raise ServerError("the engine ended the request without an answer")
@@ -142,31 +189,45 @@ class ChatCall:
             chunk["usage"] = None
         return chunk
 
+    def _event_chunks(self, events: list[StreamEvent]) -> Iterator[bytes]:
+        for event in events:
+            if isinstance(event, ContentDelta):
+                yield sse(self._chunk({"content": event.text}))
+            else:
+                yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}))
+
     async def stream(self) -> AsyncIterator[bytes]:
-        """SSE: role first, then content deltas as they are made, finish, usage, [DONE]."""
-        parts: list[str] = []
+        """SSE: role first, then content and tool-call deltas as they are made, finish,
+        usage, [DONE]."""
         try:
             yield sse(self._chunk({"role": "assistant", "content": ""}))
             async for event in self.events:
                 if isinstance(event, Delta):
                     self.log.mark_first_token()
-                    parts.append(event.text)
-                    yield sse(self._chunk({"content": event.text}))
+                    for chunk in self._event_chunks(self.parser.feed(event.text)):
+                        yield chunk
                 elif isinstance(event, Finished):
-                    self._finish(event)
-                    yield sse(self._chunk({}, event.finish_reason))
+                    for chunk in self._event_chunks(self._close_parser()):
+                        yield chunk
+                    _, reason = self._finish(event)
+                    yield sse(self._chunk({}, reason))
                     if self.include_usage:
                         yield sse({**self._chunk({}), "choices": [], "usage": usage_of(event)})
+                    await self.log.write()  # the row exists once the client sees [DONE]
                     yield SSE_DONE
                 elif isinstance(event, Failed):
                     error = api_error_of(event.error)
                     self.log.fail(error)
                     yield sse(body_of(error))
+                    await self.log.write()
                     yield SSE_DONE
         except (asyncio.CancelledError, GeneratorExit):
             self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED, error="client disconnected")
             raise
         finally:
             await self.events.aclose()
-            self.log.set(response="".join(parts))
-            await self.log.write()
+            if not self.log.written:  # cancelled: record what was made
+                if "response" not in self.log.fields:
+                    self._close_parser()
+                    self.log.set(response=message_of(self.parser.result()))
+                await self.log.write()

@@ -9,9 +9,10 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest
 
-from ..models import RequestLog
+from ..models import RequestLog, ToolCallLog
 from .errors import APIError
 
 
@@ -75,8 +76,21 @@ class CallLog:
             **self.fields,
         }
 
+    def _save(self) -> None:
+        calls = self.fields.pop("tool_calls", None) or []
+        failures = self.fields.pop("tool_failures", None) or []
+        with transaction.atomic():
+            row = RequestLog.objects.create(**self.row())
+            ToolCallLog.objects.bulk_create(
+                [ToolCallLog(request=row, index=i, call_id=c.id, name=c.name, arguments=c.arguments)
+                 for i, c in enumerate(calls)]
+                + [ToolCallLog(request=row, index=len(calls) + i, arguments=raw, parsed_ok=False,
+                               error="could not parse this tool call; returned as content")
+                   for i, raw in enumerate(failures)]
+            )
+
     async def write(self) -> None:
         if self.written:
             return
         self.written = True
-        await sync_to_async(RequestLog.objects.create)(**self.row())
+        await sync_to_async(self._save)()

@@ -115,10 +115,12 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         if not where.available:
             raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
                                 code="model_not_available", param="model")
+        chat_request = build_chat_request(data)
         call = ChatCall(
             log=log, spec=spec,
-            events=get_engine().stream(spec, build_chat_request(data)),
+            events=get_engine().stream(spec, chat_request),
             include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
+            tools=chat_request.tools,
         )
         await call.start()
         headers = {"x-request-id": log.request_id}

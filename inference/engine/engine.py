@@ -183,27 +183,28 @@ class Engine:
             job.emit(Finished("stop", 0, 0))
             return
         prompt = model.render_prompt(request.messages, request.tools)
+        n_prompt = len(prompt.tokens)
         params = request.params
-        room = model.context_length - len(prompt)
+        room = model.context_length - n_prompt
         max_tokens = params.max_tokens or min(self._default_max_tokens, room)
         if max_tokens > room or room <= 0:
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {model.context_length} tokens. However, "
-                f"you requested {len(prompt) + max_tokens} tokens ({len(prompt)} in the messages, "
+                f"you requested {n_prompt + max_tokens} tokens ({n_prompt} in the messages, "
                 f"{max_tokens} in the completion). Please reduce the length of the messages or "
                 "completion.",
-                context_length=model.context_length, prompt_tokens=len(prompt), max_tokens=max_tokens,
+                context_length=model.context_length, prompt_tokens=n_prompt, max_tokens=max_tokens,
             )
         store = resident.prompt_cache
-        key = (model.spec.id,)
-        cache, rest = store.fetch(key, prompt) if store is not None else (None, prompt)
+        key = (model.spec.id, *prompt.cache_key)
+        cache, rest = store.fetch(key, prompt.tokens) if store is not None else (None, prompt.tokens)
         cache = cache if cache is not None else model.new_cache()
-        cached = len(prompt) - len(rest)
-        job.emit(Started(len(prompt), max_tokens, cached))
+        cached = n_prompt - len(rest)
+        job.emit(Started(n_prompt, max_tokens, cached))
         self._state = "generating"
         stops = StopFilter(params.stop)
         finish, generated, step = "length", [], None
-        steps = model.generate(rest, cache, params, max_tokens)
+        steps = model.generate(prompt, cached, cache, params, max_tokens)
         try:
             for step in steps:
                 if job.cancelled.is_set():
@@ -225,9 +226,9 @@ class Engine:
         finally:
             steps.close()
         if store is not None:
-            store.store(key, prompt + generated, cache)
+            store.store(key, prompt.tokens + generated, cache)
         job.emit(Finished(
-            finish, len(prompt), len(generated), cached_tokens=cached,
+            finish, n_prompt, len(generated), cached_tokens=cached,
             prompt_tps=step.prompt_tps if step else 0.0,
             generation_tps=step.generation_tps if step else 0.0,
         ))

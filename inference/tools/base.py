@@ -8,11 +8,14 @@ same text cannot disagree, whatever the chunk boundaries.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+log = logging.getLogger(__name__)
 
 
 def new_call_id() -> str:
@@ -229,7 +232,9 @@ class BlockStreamParser(StreamParser):
     def _close_block(self, raw: str, body: str, out: list[StreamEvent]) -> None:
         try:
             calls = self._fmt.calls_in_block(body, self._tools)
-        except ToolParseError:
+        except Exception as exc:  # a bad block is content, never a failed response
+            if not isinstance(exc, ToolParseError):
+                log.warning("%s could not read a call block", self._fmt.name, exc_info=True)
             self._failures.append(raw)
             self._emit_content(raw, out)
             return
@@ -291,7 +296,7 @@ class ToolFormat(ABC):
                 raise ToolParseError(f"arguments of {name!r} are not an object")
             try:
                 out.append((name, json.dumps(arguments, ensure_ascii=False, allow_nan=False)))
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RecursionError) as exc:
                 raise ToolParseError(f"arguments of {name!r} are not JSON: {exc}") from None
         return out
 

@@ -76,7 +76,8 @@ def python_signature(function: dict[str, Any]) -> str:
         line = schema.get("description", "").strip()
         if schema.get("enum"):
             line += f" One of: {', '.join(map(python_literal, schema['enum']))}."
-        doc_args.append(f"      {name}: {line.strip()}")
+        if line.strip():  # undescribed parameters are described by their signature alone
+            doc_args.append(f"      {name}: {line.strip()}")
     doc = (function.get("description") or "").strip()
     if doc_args:
         doc = f"{doc}\n\n    Args:\n" + "\n".join(doc_args) if doc else "Args:\n" + "\n".join(doc_args)
@@ -94,7 +95,8 @@ def python_literal(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(map(python_literal, value)) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{python_literal(str(k))}: {python_literal(v)}" for k, v in value.items()) + "}"
+        items = (f"{python_literal(str(k))}: {python_literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
     return json.dumps(str(value))
 
 

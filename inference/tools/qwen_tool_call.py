@@ -48,12 +48,12 @@ def loads_tolerant(text: str) -> Any:
     """JSON, or JSON with the usual slips; ToolParseError when neither reads it."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     no_commas = _TRAILING_COMMA.sub(lambda m: m.group(1) or m.group(2), text)
     try:
         return json.loads(no_commas)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     python = _PY_WORDS.sub(lambda m: m.group(1) or _PY_NAMES[m.group(2)], text)
     try:
@@ -128,7 +128,8 @@ class QwenToolCall(ToolFormat):
             calls = []
             for call in item["tool_calls"]:
                 function = function_of(call)
-                calls.append({**call, "function": {**function, "arguments": decode_arguments(function.get("arguments"))}})
+                arguments = decode_arguments(function.get("arguments"))
+                calls.append({**call, "function": {**function, "arguments": arguments}})
             item["tool_calls"] = calls
         return item
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from registry.specs import ModelSpec
 
 from ..types import ModelLoadError
-from .base import LoadedModel, Step
+from .base import LoadedModel, Prompt, Step
 
-__all__ = ["LoadedModel", "Step", "load_model"]
+__all__ = ["LoadedModel", "Prompt", "Step", "load_model"]
 
 
 def load_model(spec: ModelSpec, path: Path, *, prefill_step: int = 2048) -> LoadedModel:

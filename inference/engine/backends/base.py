@@ -1,7 +1,7 @@
 """What the engine needs from a loaded model, whichever library runs it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
 
 from registry.specs import ModelSpec
@@ -21,17 +21,29 @@ class Step:
     generation_tps: float = 0.0
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt: its tokens, what else identifies it, what else the model needs."""
+
+    tokens: list[int]
+    cache_key: tuple[str, ...] = ()  # e.g. image hashes: a different image never shares a prefix
+    inputs: dict[str, Any] = field(default_factory=dict)  # backend-specific (pixel values, ...)
+
+
 class LoadedModel(Protocol):
     spec: ModelSpec
     context_length: int
     nbytes: int  # weight bytes held in memory
 
-    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> list[int]:
-        """Prompt token ids for an OpenAI message list, through the model's chat template."""
+    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
+        """An OpenAI message list through the tool format and the model's chat template."""
 
     def new_cache(self) -> list[Any]:
         """An empty KV cache for this model (mlx-lm's per-layer cache objects)."""
 
-    def generate(self, prompt: list[int], cache: list[Any], params: SamplingParams, max_tokens: int) -> Iterator[Step]:
-        """Prefill the tokens `cache` lacks, then yield steps until end of sequence or
-        max_tokens; `cache` is updated in place; the caller may stop early."""
+    def generate(
+        self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
+    ) -> Iterator[Step]:
+        """Prefill prompt.tokens[start:] (`cache` holds the first `start`), then yield steps
+        until end of sequence or max_tokens; `cache` is updated in place; the caller may
+        stop early."""

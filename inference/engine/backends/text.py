@@ -15,9 +15,11 @@ from mlx_lm.sample_utils import make_logits_processors, make_sampler
 from registry.locate import context_length
 from registry.specs import ModelSpec
 
+from ...tools import get_tool_format
+from ...tools.base import prepare_prompt
 from ..messages import to_template_messages
 from ..types import ModelLoadError, SamplingParams
-from .base import Step
+from .base import Prompt, Step
 
 
 def sampling_of(params: SamplingParams) -> dict[str, Any]:
@@ -42,25 +44,30 @@ class TextModel:
         self.context_length = context_length(spec, path)
         self.nbytes = sum(v.nbytes for _, v in tree_flatten(self.model.parameters()))
         self.prefill_step = prefill_step
+        self.tool_format = get_tool_format(spec.tool_format)
 
-    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> list[int]:
-        template_messages = to_template_messages(messages)
-        if getattr(self.tokenizer, "chat_template", None):
+    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
+        template = getattr(self.tokenizer, "chat_template", None)
+        template_messages, template_tools = prepare_prompt(
+            self.tool_format, to_template_messages(messages), tools, template
+        )
+        if template:
             text = self.tokenizer.apply_chat_template(
-                template_messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+                template_messages, tools=template_tools, add_generation_prompt=True, tokenize=False
             )
-            return list(self.tokenizer.encode(text, add_special_tokens=False))
+            return Prompt(list(self.tokenizer.encode(text, add_special_tokens=False)))
         # No template (a base model): a plain transcript the model can continue.
         text = "".join(f"{m['role']}: {m['content']}\n" for m in template_messages) + "assistant:"
-        return list(self.tokenizer.encode(text))
+        return Prompt(list(self.tokenizer.encode(text)))
 
     def new_cache(self) -> list[Any]:
         return make_prompt_cache(self.model)
 
     def generate(
-        self, prompt: list[int], cache: list[Any], params: SamplingParams, max_tokens: int
+        self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
     ) -> Iterator[Step]:
-        """Prefill `prompt` (the part `cache` lacks) in chunks, then decode token by token."""
+        """Prefill what `cache` lacks in chunks, then decode token by token."""
+        rest = prompt.tokens[start:]
         if params.seed is not None:
             mx.random.seed(params.seed)
         detokenizer = self.tokenizer.detokenizer
@@ -70,14 +77,14 @@ class TextModel:
         first = None
         with wired_limit(self.model):
             steps = generate_step(
-                mx.array(prompt), self.model, max_tokens=max_tokens, prompt_cache=cache,
+                mx.array(rest), self.model, max_tokens=max_tokens, prompt_cache=cache,
                 prefill_step_size=self.prefill_step, **sampling_of(params),
             )
             for n, (token, _) in enumerate(steps, start=1):
                 now = time.perf_counter()
                 if first is None:
                     first = now
-                prompt_tps = len(prompt) / max(first - started, 1e-9)
+                prompt_tps = len(rest) / max(first - started, 1e-9)
                 generation_tps = (n - 1) / (now - first) if n > 1 else 0.0
                 if token in end_tokens:
                     detokenizer.finalize()

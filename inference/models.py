@@ -26,6 +26,10 @@ class RequestLog(models.Model):
                                                 help_text="Prompt tokens reused from the prefix cache.")
     decode_tps = models.FloatField(null=True, blank=True, help_text="Generated tokens per second.")
     finish_reason = models.CharField(max_length=32, blank=True)
+    image_count = models.PositiveSmallIntegerField(default=0, help_text="Images in the request.")
+    images = models.JSONField(default=list, blank=True,
+                              help_text="Per image: part, source, format, bytes, size, sha256 (never the bytes).")
+    image_ms = models.FloatField(null=True, blank=True, help_text="Time spent fetching and decoding images.")
     swapped_from = models.CharField(max_length=512, blank=True,
                                     help_text="The model unloaded to serve this request.")
     request_body = models.TextField(blank=True)

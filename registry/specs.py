@@ -13,7 +13,7 @@ BACKENDS = ("text", "vision")
 TOOL_FORMATS = ("none", "gemma_tool_code", "qwen_tool_call")
 CAPABILITIES = ("chat", "vision", "tools")
 DTYPES = ("bfloat16", "float32", "float16")
-SOURCE_KINDS = ("path", "hf", "gguf")
+SOURCE_KINDS = ("path", "hf", "gguf", "fixture")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 
 
@@ -61,9 +61,9 @@ _KNOWN_KEYS = {
 
 def _source(model: str, raw: Any) -> Source:
     if isinstance(raw, str):
-        raise SpecError(model, "source", "must be a mapping with one of: path, hf, gguf")
+        raise SpecError(model, "source", "must be a mapping with one of: path, hf, gguf, fixture")
     if not isinstance(raw, dict):
-        raise SpecError(model, "source", "must be a mapping with one of: path, hf, gguf")
+        raise SpecError(model, "source", "must be a mapping with one of: path, hf, gguf, fixture")
     kinds = [k for k in SOURCE_KINDS if k in raw]
     if len(kinds) != 1:
         raise SpecError(model, "source", f"needs exactly one of {', '.join(SOURCE_KINDS)}")

@@ -33,3 +33,21 @@ def smollm2_bf16_dir(smollm2_gguf: Path) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_f32_dir(smollm2_gguf: Path) -> Path:
     return _imported(smollm2_gguf, "float32")
+
+
+def _fixture(name: str) -> Path:
+    from registry.fixtures import build_fixture
+
+    return build_fixture(name, TEST_CACHE / "models" / name, cache_dir=TEST_CACHE / "downloads")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir() -> Path:
+    """The random-weight Gemma 3 vision fixture (its tokenizer is cut from Gemma 3 270M's GGUF)."""
+    return _fixture("tiny-gemma3-vision")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl_dir() -> Path:
+    """The random-weight Qwen3-VL fixture (SmolLM2's BPE plus Qwen's vision tokens)."""
+    return _fixture("tiny-qwen3-vl")

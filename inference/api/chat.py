@@ -9,8 +9,8 @@ from typing import Any, AsyncIterator, Iterator
 from registry.specs import ModelSpec
 
 from ..engine.types import (
-    ChatRequest, ContextLengthExceeded, Delta, EngineError, Event, Failed, Finished, Loading,
-    ModelLoadError, SamplingParams, Started, UnsupportedContent,
+    ChatRequest, ContextLengthExceeded, Delta, EngineError, Event, Failed, Finished, InvalidImage,
+    Loading, ModelLoadError, SamplingParams, Started, UnsupportedContent,
 )
 from ..models import RequestLog
 from ..tools import ContentDelta, ParsedOutput, StreamEvent, StreamParser, ToolCallDelta, get_tool_format
@@ -45,7 +45,7 @@ def build_chat_request(data: dict[str, Any]) -> ChatRequest:
 def api_error_of(error: EngineError) -> APIError:
     if isinstance(error, ContextLengthExceeded):
         return InvalidRequest(str(error), code=error.code, param="messages")
-    if isinstance(error, UnsupportedContent):
+    if isinstance(error, (UnsupportedContent, InvalidImage)):
         return InvalidRequest(str(error), code=error.code, param=error.details.get("param"))
     if isinstance(error, ModelLoadError):
         return ServiceUnavailable(str(error), code=error.code)

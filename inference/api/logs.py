@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,13 +26,22 @@ def clip(text: str) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
 
 
+# Base64 payloads of data URIs: the log keeps each image's hash and size, not its bytes.
+_DATA_URI_PAYLOAD = re.compile(r"(data:[^;,\"\s]*(?:;[^;,\"\s]*)*;base64,)([A-Za-z0-9+/=_\-]|\\[nr/])+")
+
+
+def _redact(match: re.Match) -> str:
+    return f"{match[1]}<{len(match[0]) - len(match[1])} base64 chars omitted>"
+
+
 def body_text(request: HttpRequest) -> str:
-    """The request body as text for the log, whatever state the stream is in."""
+    """The request body as text for the log, whatever state the stream is in, with image
+    payloads left out."""
     try:
         raw = request.body
     except Exception:  # already streamed by a parser, or too large to read
         return ""
-    return clip(raw.decode("utf-8", errors="replace"))
+    return clip(_DATA_URI_PAYLOAD.sub(_redact, raw.decode("utf-8", errors="replace")))
 
 
 def client_of(request: HttpRequest) -> str:

@@ -23,6 +23,7 @@ from .errors import (
     APIError, InvalidRequest, MethodNotAllowed, ModelNotFound, RequestTooLarge, error_response,
     from_validation_error,
 )
+from .images import load_request_images
 from .logs import CallLog
 from .serializers import ChatCompletionSerializer
 
@@ -115,6 +116,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         if not where.available:
             raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
                                 code="model_not_available", param="model")
+        await load_request_images(spec, data["messages"], log)
         chat_request = build_chat_request(data)
         call = ChatCall(
             log=log, spec=spec,

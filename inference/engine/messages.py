@@ -1,7 +1,7 @@
 """OpenAI chat messages -> the plain dicts chat templates expect."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .types import UnsupportedContent
 
@@ -29,13 +29,40 @@ def text_of(content: Any, *, where: str) -> str:
     return "\n".join(texts)
 
 
+def _template_message(message: dict[str, Any], content: Any) -> dict[str, Any]:
+    item = {"role": "system" if message["role"] == "developer" else message["role"], "content": content}
+    for key in ("name", "tool_calls", "tool_call_id"):
+        if message.get(key) is not None:
+            item[key] = message[key]
+    return item
+
+
 def to_template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        _template_message(message, text_of(message.get("content"), where=f"messages[{i}]"))
+        for i, message in enumerate(messages)
+    ]
+
+
+def to_vision_messages(
+    messages: list[dict[str, Any]], images: list[Any], resolve: Callable[[dict[str, Any], str], Any]
+) -> list[dict[str, Any]]:
+    """Like to_template_messages, for a model that sees images: a turn with images keeps its
+    parts in order, text as {"type": "text"} and each image as {"type": "image"} (what the
+    families' chat templates turn into their image markers); `images` gets each image,
+    `resolve(part, "messages[i].content[j]")`, in prompt order. Other turns are plain strings."""
     out = []
     for i, message in enumerate(messages):
-        role = "system" if message["role"] == "developer" else message["role"]
-        item = {"role": role, "content": text_of(message.get("content"), where=f"messages[{i}]")}
-        for key in ("name", "tool_calls", "tool_call_id"):
-            if message.get(key) is not None:
-                item[key] = message[key]
-        out.append(item)
+        content = message.get("content")
+        if not (isinstance(content, list) and any(p.get("type") == "image_url" for p in content)):
+            out.append(_template_message(message, text_of(content, where=f"messages[{i}]")))
+            continue
+        parts = []
+        for j, part in enumerate(content):
+            if part.get("type") == "image_url":
+                images.append(resolve(part, f"messages[{i}].content[{j}]"))
+                parts.append({"type": "image"})
+            else:
+                parts.append({"type": "text", "text": part.get("text", "")})
+        out.append(_template_message(message, parts))
     return out

@@ -85,6 +85,13 @@ class UnsupportedContent(EngineError):
     code = "unsupported_content"
 
 
+class InvalidImage(EngineError):
+    """An image part that cannot be used: bad data, not an image, too large, unreachable or
+    refused URL; `details["param"]` names the part (messages[i].content[j])."""
+
+    code = "invalid_image"
+
+
 @dataclass(frozen=True)
 class Failed:
     error: EngineError

@@ -16,4 +16,8 @@ def load_model(spec: ModelSpec, path: Path, *, prefill_step: int = 2048) -> Load
         from .text import TextModel
 
         return TextModel(spec, path, prefill_step=prefill_step)
+    if spec.backend == "vision":
+        from .vision import VisionModel
+
+        return VisionModel(spec, path, prefill_step=prefill_step)
     raise ModelLoadError(f"backend {spec.backend!r} of model {spec.id} is not available yet")

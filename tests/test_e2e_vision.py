@@ -276,3 +276,17 @@ def test_private_image_urls_are_refused_by_default(tmp_path, tiny_qwen3_vl_dir, 
         assert len(server.log_rows()) == 3
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("model", FIXTURES)
+def test_a_follow_up_turn_reuses_the_cached_image_prefix(client, model):
+    image = data_uri(image_bytes("checker"))
+    first = greedy(client, model, ask(image))
+    follow_up = [*ask(image), {"role": "assistant", "content": first.choices[0].message.content},
+                 {"role": "user", "content": "Say more."}]
+    second = greedy(client, model, follow_up)
+    cached = second.usage.prompt_tokens_details.cached_tokens
+    assert first.usage.prompt_tokens <= cached < second.usage.prompt_tokens
+    # Another picture at the same place shares no prefix with it.
+    other = [*ask(data_uri(image_bytes("stripes"))), *follow_up[1:]]
+    assert greedy(client, model, other).usage.prompt_tokens_details.cached_tokens == 0

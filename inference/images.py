@@ -24,6 +24,7 @@ import ipaddress
 import math
 import re
 import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def decode_data_uri(url: str, limits: ImageLimits) -> bytes:
     if "base64" not in params:
         raise ImageLoadError("the data URI must be base64-encoded (data:image/...;base64,...)")
     data = re.sub(r"\s+", "", match["data"])
-    if len(data) * 3 // 4 > limits.max_bytes:
+    if len(data.rstrip("=")) * 3 // 4 > limits.max_bytes:  # the decoded size (padding is no data)
         raise ImageLoadError(f"the image is larger than the {limits.max_bytes}-byte limit")
     try:
         return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
@@ -192,16 +193,25 @@ def check_host(host: str, port: int) -> None:
             )
 
 
+_fetching = threading.local()  # the fetch running on this thread: public_only, sockets
+
+
 class _PublicOnly:
-    """A urllib3 connection that refuses, once connected, a peer that is not public."""
+    """A urllib3 connection that refuses, once connected, a peer that is not public (unless the
+    fetch allows private addresses), and that the fetch's watchdog can cut at the deadline."""
 
     def _new_conn(self):
         sock = super()._new_conn()
         peer = ipaddress.ip_address(sock.getpeername()[0].split("%", 1)[0])
-        if refused_address(peer):
+        if getattr(_fetching, "public_only", True) and refused_address(peer):
             sock.close()
             raise _RefusedPeer(f"connected to {peer}, a non-public address")
         return sock
+
+    def connect(self):
+        super().connect()
+        # the socket itself (TLS-wrapped for https): a response that ends at close takes it over
+        getattr(_fetching, "sockets", []).append(self.sock)
 
 
 class _RefusedPeer(OSError):
@@ -230,22 +240,49 @@ class _PublicAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
 
 
-def _session(allow_private: bool) -> requests.Session:
+def _session() -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # no proxies or .netrc from the server's environment
     session.headers["User-Agent"] = "mlx-server image fetcher"
     session.headers["Accept"] = "image/*"
-    if not allow_private:
-        adapter = _PublicAdapter(max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+    adapter = _PublicAdapter(max_retries=0)  # private addresses allowed or not: the watchdog needs it
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
 def fetch_url(url: str, limits: ImageLimits) -> bytes:
-    """The body at `url`: redirects followed by hand (each hop checked), size and time capped."""
+    """The body at `url`: redirects followed by hand (each hop checked), size and time capped.
+
+    The timeout is for the whole fetch. A socket timeout bounds each read only, so a server that
+    trickles its headers or body a byte at a time would go on for ever: at the deadline a
+    watchdog shuts the fetch's connections down."""
     deadline = time.monotonic() + limits.fetch_timeout
-    with _session(limits.allow_private) as session:
+    _fetching.public_only, _fetching.sockets = not limits.allow_private, []
+    watchdog = threading.Timer(limits.fetch_timeout, _cut, (_fetching.sockets,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return _fetch(url, limits, deadline)
+    finally:
+        watchdog.cancel()
+        _fetching.public_only, _fetching.sockets = True, []
+
+
+def _cut(sockets) -> None:
+    for sock in list(sockets):
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the TCP connection, under any TLS
+        except OSError:
+            pass  # closed already
+
+
+def _too_slow(limits: ImageLimits) -> ImageLoadError:
+    return ImageLoadError(f"fetching the image URL took longer than {limits.fetch_timeout:g}s")
+
+
+def _fetch(url: str, limits: ImageLimits, deadline: float) -> bytes:
+    with _session() as session:
         for _hop in range(limits.max_redirects + 1):
             parts = urlsplit(url)
             if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -254,12 +291,14 @@ def fetch_url(url: str, limits: ImageLimits) -> bytes:
                 check_host(parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ImageLoadError(f"fetching the image URL took longer than {limits.fetch_timeout:g}s")
+                raise _too_slow(limits)
             try:
                 response = session.get(url, stream=True, allow_redirects=False, timeout=remaining)
             except requests.exceptions.Timeout:
-                raise ImageLoadError(f"fetching the image URL took longer than {limits.fetch_timeout:g}s") from None
+                raise _too_slow(limits) from None
             except requests.exceptions.RequestException as exc:
+                if time.monotonic() >= deadline:  # cut by the watchdog
+                    raise _too_slow(limits) from None
                 if any(isinstance(e, _RefusedPeer) for e in _chain(exc)):
                     raise ImageLoadError(
                         f"the image URL's host {parts.hostname!r} connected to a loopback, private, "
@@ -308,9 +347,13 @@ def _read_capped(response: requests.Response, limits: ImageLimits, deadline: flo
             if len(body) > limits.max_bytes:
                 raise ImageLoadError(f"the image is larger than the {limits.max_bytes}-byte limit")
             if time.monotonic() > deadline:
-                raise ImageLoadError(f"fetching the image URL took longer than {limits.fetch_timeout:g}s")
+                raise _too_slow(limits)
     except requests.exceptions.RequestException as exc:
+        if time.monotonic() >= deadline:  # cut by the watchdog
+            raise _too_slow(limits) from None
         raise ImageLoadError(f"the image URL's body could not be read ({_reason(exc)})") from None
+    if time.monotonic() >= deadline:  # cut by the watchdog where the body's end is the connection's
+        raise _too_slow(limits)
     return bytes(body)
 
 
@@ -345,9 +388,11 @@ def decode_image(raw: bytes, limits: ImageLimits, *, detail: str = "auto") -> tu
     upright = _upright_size(raw, image)
     pixels = upright[0] * upright[1]
     target = _target_pixels(pixels, limits, detail)
-    if image.width * image.height > target:
-        scale = math.sqrt(target / (image.width * image.height))
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    scale = math.sqrt(min(1.0, target / (image.width * image.height)))
+    if detail == "low":  # fit in 512x512 whatever the aspect ratio, not just 512*512 pixels
+        scale = min(scale, LOW_DETAIL_SIDE / max(image.size))
+    if scale < 1:  # floor, not round: two sides rounded up can land above the pixel cap
+        size = (max(1, math.floor(image.width * scale + 1e-6)), max(1, math.floor(image.height * scale + 1e-6)))
         image = image.resize(size, Image.Resampling.BICUBIC)
     return image, fmt, *upright
 

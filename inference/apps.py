@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class InferenceConfig(AppConfig):
     name = "inference"
     verbose_name = "Inference"
+
+    def ready(self) -> None:
+        from . import metrics
+
+        metrics.connect()

@@ -50,12 +50,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "channels",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "inference.middleware.request_log_middleware",
+    # After the log middleware, so refused requests are logged too.
+    "inference.auth.api_key_middleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,6 +110,18 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "inference.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI document of the /v1 API (GET /v1/openapi.json); see inference/api/schema.py.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mlx-server",
+    "DESCRIPTION": "OpenAI-compatible API for local models on MLX.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["inference.api.schema.add_chat_endpoint"],
+    "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+    "SECURITY": [{"bearerAuth": []}],
 }
 
 # --- mlx-server -------------------------------------------------------------------------
@@ -130,6 +145,13 @@ MLX_SERVER_PROMPT_CACHE_ENTRIES = env_int("MLX_SERVER_PROMPT_CACHE_ENTRIES", 16)
 MLX_SERVER_PROMPT_CACHE_BYTES = env_int("MLX_SERVER_PROMPT_CACHE_BYTES", 2 * 1024**3)
 # Prompt tokens prefilled per step: bounds the memory a long prompt takes.
 MLX_SERVER_PREFILL_STEP = env_int("MLX_SERVER_PREFILL_STEP", 2048)
+# Requests that may wait behind the one being generated; beyond it, 429 with Retry-After (0: no bound).
+MLX_SERVER_MAX_QUEUE = env_int("MLX_SERVER_MAX_QUEUE", 32)
+# Seconds a model may sit idle before it is unloaded, unless its models.yaml `ttl` says otherwise
+# (0: never).
+MLX_SERVER_MODEL_TTL = env_int("MLX_SERVER_MODEL_TTL", 0)
+# When set, every /v1 call and /metrics need `Authorization: Bearer <key>`; /health stays open.
+MLX_SERVER_API_KEY = os.environ.get("MLX_SERVER_API_KEY", "")
 # Request/response bodies longer than this are cut in the request log.
 MLX_SERVER_LOG_BODY_CHARS = env_int("MLX_SERVER_LOG_BODY_CHARS", 200_000)
 # Largest request body accepted, in bytes.

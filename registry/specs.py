@@ -46,6 +46,7 @@ class ModelSpec:
     context_length: int | None = None
     description: str = ""
     fixture: bool = False
+    ttl: float | None = None  # idle seconds before unloading; None: the global setting, 0: never
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -55,7 +56,7 @@ class ModelSpec:
 
 _KNOWN_KEYS = {
     "id", "aliases", "source", "backend", "tool_format", "capabilities",
-    "context_length", "description", "fixture",
+    "context_length", "description", "fixture", "ttl",
 }
 
 
@@ -134,6 +135,9 @@ def parse_spec(raw: Any, index: int) -> ModelSpec:
     fixture = raw.get("fixture", False)
     if not isinstance(fixture, bool):
         raise SpecError(model_id, "fixture", "must be true or false")
+    ttl = raw.get("ttl")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0):
+        raise SpecError(model_id, "ttl", "must be a number of seconds >= 0 (0: never unload)")
     return ModelSpec(
         id=model_id,
         source=_source(model_id, raw["source"]),
@@ -144,4 +148,5 @@ def parse_spec(raw: Any, index: int) -> ModelSpec:
         context_length=context_length,
         description=description,
         fixture=fixture,
+        ttl=ttl,
     )

@@ -20,11 +20,13 @@ class APIError(exceptions.APIException):
     default_code = "invalid_request_error"
     error_type = "invalid_request_error"
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, param: str | None = None):
+    def __init__(self, message: str | None = None, *, code: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message or self.default_detail, code or self.default_code)
         self.message = str(message or self.default_detail)
         self.code = code or self.default_code
         self.param = param
+        self.headers = headers or {}
 
 
 class InvalidRequest(APIError):
@@ -44,6 +46,17 @@ class MethodNotAllowed(APIError):
 class RequestTooLarge(APIError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "request_too_large"
+
+
+class QueueFull(APIError):
+    """Too many requests already wait for the model; `Retry-After` says when to come back."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "queue_full"
+    error_type = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
 class ServiceUnavailable(APIError):
@@ -67,7 +80,7 @@ def body_of(error: APIError) -> dict[str, Any]:
 
 
 def error_response(error: APIError) -> JsonResponse:
-    return JsonResponse(body_of(error), status=error.status_code)
+    return JsonResponse(body_of(error), status=error.status_code, headers=error.headers)
 
 
 def first_validation_error(detail: Any, path: str = "") -> tuple[str, str]:
@@ -108,7 +121,7 @@ _STATUS_ERRORS = {
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF EXCEPTION_HANDLER: every DRF error becomes the OpenAI body."""
     if isinstance(exc, APIError):
-        return Response(body_of(exc), status=exc.status_code)
+        return Response(body_of(exc), status=exc.status_code, headers=exc.headers)
     if isinstance(exc, exceptions.ValidationError):
         return Response(body_of(from_validation_error(exc.detail)), status=400)
     if isinstance(exc, exceptions.ParseError):

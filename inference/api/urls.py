@@ -1,5 +1,7 @@
 from django.urls import path
+from drf_spectacular.views import SpectacularJSONAPIView
 
+from ..metrics import metrics_view
 from . import views
 
 urlpatterns = [
@@ -7,4 +9,6 @@ urlpatterns = [
     path("v1/models", views.ModelListView.as_view(), name="models"),
     path("v1/models/<path:model>", views.ModelDetailView.as_view(), name="model-detail"),
     path("v1/chat/completions", views.chat_completions, name="chat-completions"),
+    path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("metrics", metrics_view, name="metrics"),
 ]

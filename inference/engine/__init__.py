@@ -21,6 +21,7 @@ def get_engine() -> Engine:
 
             from registry.active import materialize_spec
 
+            from ..metrics import EngineMetrics
             from .backends import load_model
             from .prompt_cache import PromptCache
 
@@ -33,5 +34,8 @@ def get_engine() -> Engine:
                 loader=partial(load_model, prefill_step=settings.MLX_SERVER_PREFILL_STEP),
                 default_max_tokens=settings.MLX_SERVER_DEFAULT_MAX_TOKENS,
                 prompt_cache=cache if settings.MLX_SERVER_PROMPT_CACHE else None,
+                max_queue=settings.MLX_SERVER_MAX_QUEUE,
+                default_ttl=settings.MLX_SERVER_MODEL_TTL,
+                observer=EngineMetrics(),
             )
         return _engine

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 import mlx.core as mx
 
@@ -34,12 +35,72 @@ Loader = Callable[[ModelSpec, Path], LoadedModel]
 CacheFactory = Callable[[], PromptCache]
 
 
+class QueueFull(EngineError):
+    """More requests wait than the engine's bound allows; `details["retry_after"]` guesses, in
+    whole seconds, when a place frees up (one job's usual duration)."""
+
+    code = "queue_full"
+
+
+class EngineObserver:
+    """What the engine tells the outside (metrics) about model loads; the default ignores it."""
+
+    def model_loaded(self, model_id: str, seconds: float, swapped_from: str | None) -> None:
+        pass
+
+    def model_load_failed(self, model_id: str) -> None:
+        pass
+
+    def model_unloaded(self, model_id: str, reason: str) -> None:
+        """reason: "swap" (another model was asked for) or "ttl" (idle too long)."""
+
+
 @dataclass
 class Job:
     spec: ModelSpec
     request: ChatRequest | None  # None: load only (preload)
     emit: Callable[[Event], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    generated: int = 0  # tokens made so far, read when the client leaves before Finished
+
+
+class JobStream:
+    """One job's events as an async iterator.
+
+    Closing it, or being cancelled while it waits for an event (the client left), cancels the
+    job: the worker stops at its next decode step. `generated` counts the tokens made so far.
+    """
+
+    def __init__(self, job: Job, events: asyncio.Queue[Event]):
+        self.job = job
+        self._events = events
+        self._done = False
+
+    def __aiter__(self) -> "JobStream":
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            event = await self._events.get()
+        except BaseException:  # cancelled while waiting: nobody will read the rest
+            self._close()
+            raise
+        if isinstance(event, (Finished, Failed)):
+            self._done = True
+        return event
+
+    def _close(self) -> None:
+        self._done = True
+        self.job.cancelled.set()
+
+    async def aclose(self) -> None:
+        self._close()
+
+    @property
+    def generated(self) -> int:
+        return self.job.generated
 
 
 @dataclass
@@ -53,12 +114,21 @@ class Resident:
 class Engine:
     def __init__(
         self, *, materialize: Materializer, loader: Loader, default_max_tokens: int,
-        prompt_cache: CacheFactory | None = None,
+        prompt_cache: CacheFactory | None = None, max_queue: int = 0, default_ttl: float = 0.0,
+        observer: EngineObserver | None = None,
     ):
+        """max_queue: most requests waiting behind the running one (0: no bound).
+        default_ttl: seconds a model may sit idle before it is unloaded, for models whose spec
+        sets no `ttl` (0: never)."""
         self._materialize = materialize
         self._loader = loader
         self._cache_factory = prompt_cache
         self._default_max_tokens = default_max_tokens
+        self._max_queue = max_queue
+        self._default_ttl = default_ttl
+        self._observer = observer or EngineObserver()
+        self._idle_since = time.monotonic()
+        self._job_seconds = 1.0  # moving average of a job's duration, for Retry-After
         self._jobs: queue.Queue[Job] = queue.Queue()
         self._resident: Resident | None = None
         self._state = "idle"
@@ -71,32 +141,48 @@ class Engine:
     # --- called from request threads / the event loop ------------------------------------
 
     def submit(self, job: Job) -> None:
+        """Queue a job in arrival order; QueueFull if max_queue requests already wait."""
         with self._start_lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="mlx-engine", daemon=True)
                 self._thread.start()
-        self._jobs.put(job)
+            if self._max_queue and job.request is not None and self.waiting() >= self._max_queue:
+                raise QueueFull(
+                    f"{self.waiting()} requests are already waiting for the model (the bound is "
+                    f"{self._max_queue}, MLX_SERVER_MAX_QUEUE). Retry later.",
+                    retry_after=max(1, math.ceil(self._job_seconds)),
+                )
+            self._jobs.put(job)
 
-    async def stream(self, spec: ModelSpec, request: ChatRequest | None) -> AsyncIterator[Event]:
-        """Run one job and yield its events; leaving early (disconnect) cancels it."""
+    def waiting(self) -> int:
+        """Jobs queued behind the running one whose client is still there."""
+        with self._jobs.mutex:
+            return sum(1 for job in self._jobs.queue if not job.cancelled.is_set())
+
+    def stream(self, spec: ModelSpec, request: ChatRequest | None) -> JobStream:
+        """Queue one job and return its events; a full queue is its first (Failed) event."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
-        job = Job(spec, request, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e))
-        self.submit(job)
+
+        def emit(event: Event) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, event)
+            except RuntimeError:  # the loop is closed (shutdown): nobody listens, the worker lives on
+                job.cancelled.set()
+
+        job = Job(spec, request, emit=emit)
         try:
-            while True:
-                event = await events.get()
-                yield event
-                if isinstance(event, (Finished, Failed)):
-                    return
-        finally:
-            job.cancelled.set()
+            self.submit(job)
+        except QueueFull as exc:
+            events.put_nowait(Failed(exc))
+        return JobStream(job, events)
 
     def preload(self, spec: ModelSpec) -> None:
         self.submit(Job(spec, None, emit=lambda e: None))
 
     def status(self) -> dict:
         resident = self._resident
+        ttl = self.ttl_of(resident.model.spec) if resident else 0.0
         return {
             "state": self._state,
             "loaded_model": resident.model.spec.id if resident else None,
@@ -104,7 +190,11 @@ class Engine:
             "loaded_at": resident.loaded_at if resident else None,
             "load_seconds": round(resident.load_seconds, 3) if resident else None,
             "model_bytes": resident.model.nbytes if resident else None,
-            "queued": self._jobs.qsize(),
+            "ttl_seconds": ttl or None,
+            "idle_seconds": round(time.monotonic() - self._idle_since, 3)
+            if resident and self._state == "idle" else None,
+            "queued": self.waiting(),
+            "max_queue": self._max_queue or None,
             "swaps": self.swaps,
             "prompt_cache": {
                 "entries": len(resident.prompt_cache), "bytes": resident.prompt_cache.nbytes,
@@ -123,11 +213,29 @@ class Engine:
 
     # --- the worker thread ---------------------------------------------------------------
 
+    def ttl_of(self, spec: ModelSpec) -> float:
+        """Idle seconds before this model is unloaded (0: never)."""
+        return self._default_ttl if spec.ttl is None else spec.ttl
+
+    def _idle_timeout(self) -> float | None:
+        """How long the worker may wait for a job before the resident model's TTL runs out."""
+        if self._resident is None:
+            return None
+        ttl = self.ttl_of(self._resident.model.spec)
+        if not ttl:
+            return None
+        return max(0.0, self._idle_since + ttl - time.monotonic())
+
     def _work(self) -> None:
         while True:
-            job = self._jobs.get()
+            try:
+                job = self._jobs.get(timeout=self._idle_timeout())
+            except queue.Empty:  # idle for the model's whole TTL
+                self._unload("ttl")
+                continue
             if job.cancelled.is_set():  # the client left while it waited
                 continue
+            started = time.monotonic()
             try:
                 self._run(job)
             except EngineError as exc:
@@ -137,12 +245,14 @@ class Engine:
                 job.emit(Failed(EngineError(f"internal error: {exc}")))
             finally:
                 self._state = "idle"
+                self._idle_since = time.monotonic()
+                self._job_seconds = 0.8 * self._job_seconds + 0.2 * (self._idle_since - started)
 
     def _ensure_loaded(self, job: Job) -> Resident:
         spec = job.spec
         if self._resident and self._resident.model.spec.id == spec.id:
             return self._resident
-        unloaded = self._unload()
+        unloaded = self._unload("swap")
         job.emit(Loading(spec.id, unloaded))
         self._state, self._loading = "loading", spec.id
         try:
@@ -153,18 +263,30 @@ class Engine:
                 raise ModelLoadError(f"model {spec.id} is not available: {exc}") from exc
             except Exception as exc:  # e.g. a GGUF import error
                 raise ModelLoadError(f"model {spec.id} could not be prepared: {exc}") from exc
-            model = self._loader(spec, path)
+            try:
+                model = self._loader(spec, path)
+            except ModelLoadError:
+                raise
+            except Exception as exc:  # corrupt weights, bad config: the server stays usable
+                log.exception("loading %s failed", spec.id)
+                raise ModelLoadError(f"model {spec.id} could not be loaded from {path}: {exc}") from exc
             seconds = time.perf_counter() - started
+        except ModelLoadError:
+            self._observer.model_load_failed(spec.id)
+            gc.collect()  # whatever the failed load allocated
+            mx.clear_cache()
+            raise
         finally:
             self._loading = None
         cache = self._cache_factory() if self._cache_factory else None
         self._resident = Resident(model, time.time(), seconds, cache)
         if unloaded:
             self.swaps += 1
+        self._observer.model_loaded(spec.id, seconds, unloaded)
         log.info("loaded %s in %.2fs (%.1f MB)", spec.id, seconds, model.nbytes / 1e6)
         return self._resident
 
-    def _unload(self) -> str | None:
+    def _unload(self, reason: str) -> str | None:
         """Drop the resident model and give its memory back before anything else loads."""
         if self._resident is None:
             return None
@@ -172,7 +294,8 @@ class Engine:
         self._resident = None
         gc.collect()
         mx.clear_cache()
-        log.info("unloaded %s", model_id)
+        self._observer.model_unloaded(model_id, reason)
+        log.info("unloaded %s (%s)", model_id, reason)
         return model_id
 
     def _run(self, job: Job) -> None:
@@ -212,6 +335,7 @@ class Engine:
                     finish = "cancelled"
                     break
                 generated.append(step.token)
+                job.generated = len(generated)
                 text, hit = stops.feed(step.text)
                 if text:
                     job.emit(Delta(text))

@@ -1,0 +1,50 @@
+"""The optional API key: with MLX_SERVER_API_KEY set, /v1 and /metrics need it as a bearer token.
+
+/health stays open (load balancers and run scripts poll it) and the admin keeps Django's own
+login. The check is middleware rather than a DRF authentication class because the chat view
+is a plain async Django view.
+"""
+from __future__ import annotations
+
+import hmac
+
+from asgiref.sync import iscoroutinefunction
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils.decorators import sync_and_async_middleware
+
+from .api.errors import error_body
+
+PROTECTED_PREFIXES = ("/v1", "/metrics")
+
+
+def refusal(request: HttpRequest) -> JsonResponse | None:
+    """A 401 OpenAI error when the request needs the key and lacks it; None when it may pass."""
+    key = settings.MLX_SERVER_API_KEY
+    if not key or not request.path.startswith(PROTECTED_PREFIXES):
+        return None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode()):
+        return None
+    message = (
+        "Incorrect API key provided." if token else
+        "You didn't provide an API key. Send it as `Authorization: Bearer <key>`."
+    )
+    response = JsonResponse(error_body(message, type="invalid_request_error", code="invalid_api_key"), status=401)
+    response["WWW-Authenticate"] = 'Bearer realm="mlx-server"'
+    return response
+
+
+@sync_and_async_middleware
+def api_key_middleware(get_response):
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request):
+            return refusal(request) or await get_response(request)
+
+    else:
+
+        def middleware(request):
+            return refusal(request) or get_response(request)
+
+    return middleware

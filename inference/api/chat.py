@@ -8,14 +8,16 @@ from typing import Any, AsyncIterator, Iterator
 
 from registry.specs import ModelSpec
 
+from ..engine.engine import JobStream, QueueFull
 from ..engine.types import (
-    ChatRequest, ContextLengthExceeded, Delta, EngineError, Event, Failed, Finished, InvalidImage,
+    ChatRequest, ContextLengthExceeded, Delta, EngineError, Failed, Finished, InvalidImage,
     Loading, ModelLoadError, SamplingParams, Started, UnsupportedContent,
 )
 from ..models import RequestLog
 from ..tools import ContentDelta, ParsedOutput, StreamEvent, StreamParser, ToolCallDelta, get_tool_format
 from ..tools.base import PassthroughParser
 from .errors import APIError, InvalidRequest, ServerError, ServiceUnavailable, body_of
+from .errors import QueueFull as TooManyWaiting
 from .logs import CallLog
 
 SSE_DONE = b"data: [DONE]\n\n"
@@ -49,6 +51,8 @@ def api_error_of(error: EngineError) -> APIError:
         return InvalidRequest(str(error), code=error.code, param=error.details.get("param"))
     if isinstance(error, ModelLoadError):
         return ServiceUnavailable(str(error), code=error.code)
+    if isinstance(error, QueueFull):
+        return TooManyWaiting(str(error), retry_after=error.details["retry_after"])
     return ServerError(str(error), code=error.code)
 
 
@@ -95,7 +99,7 @@ class ChatCall:
     streamed and whole answers are cut into content and tool calls by the same code.
     """
 
-    def __init__(self, *, log: CallLog, spec: ModelSpec, events: AsyncIterator[Event], include_usage: bool,
+    def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, include_usage: bool,
                  tools: list[dict] | None):
         self.log = log
         self.spec = spec
@@ -116,15 +120,28 @@ class ChatCall:
 
     async def start(self) -> None:
         """Wait until generation starts, so a failure before it gets a real HTTP status."""
-        async for event in self.events:
-            if isinstance(event, Loading):
-                self.log.set(swapped_from=event.unloaded or "")
-            elif isinstance(event, Started):
-                self.log.set(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens)
-                return
-            elif isinstance(event, Failed):
-                raise api_error_of(event.error)
+        try:
+            async for event in self.events:
+                if isinstance(event, Loading):
+                    self.log.set(swapped_from=event.unloaded or "")
+                elif isinstance(event, Started):
+                    self.log.set(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens)
+                    return
+                elif isinstance(event, Failed):
+                    raise api_error_of(event.error)
+        except asyncio.CancelledError:  # the client left while waiting in the queue or a load
+            await self._log_cancelled()
+            raise
         raise ServerError("the engine ended the request without an answer")
+
+    async def _log_cancelled(self) -> None:
+        """The client left: the row says so, with what was made until the engine stopped."""
+        self._close_parser()
+        self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED, finish_reason="cancelled",
+                     completion_tokens=self.events.generated, error="client disconnected")
+        if "response" not in self.log.fields:
+            self.log.set(response=message_of(self.parser.result()))
+        await self.log.write()
 
     def _finish(self, finished: Finished) -> tuple[ParsedOutput, str]:
         """Close the parser; the finish_reason a client sees and the log row's fields."""
@@ -169,10 +186,7 @@ class ChatCall:
                 elif isinstance(event, Failed):
                     raise api_error_of(event.error)
         except asyncio.CancelledError:
-            self._close_parser()
-            self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED,
-                         response=message_of(self.parser.result()), error="client disconnected")
-            await self.log.write()
+            await self._log_cancelled()
             raise
         raise ServerError("the engine ended the request without an answer")
 
@@ -221,13 +235,7 @@ class ChatCall:
                     yield sse(body_of(error))
                     await self.log.write()
                     yield SSE_DONE
-        except (asyncio.CancelledError, GeneratorExit):
-            self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED, error="client disconnected")
-            raise
         finally:
             await self.events.aclose()
-            if not self.log.written:  # cancelled: record what was made
-                if "response" not in self.log.fields:
-                    self._close_parser()
-                    self.log.set(response=message_of(self.parser.result()))
-                await self.log.write()
+            if not self.log.written:  # the client left before [DONE]
+                await self._log_cancelled()

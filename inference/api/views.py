@@ -43,6 +43,7 @@ def model_entry(spec: ModelSpec, loaded_id: str | None) -> dict[str, Any]:
         "available": where.available,
         "unavailable_reason": where.reason or None,
         "loaded": spec.id == loaded_id,
+        "ttl": get_engine().ttl_of(spec) or None,
         "fixture": spec.fixture,
         "description": spec.description,
     }
@@ -88,7 +89,7 @@ def parse_json_body(request: HttpRequest) -> dict[str, Any]:
         ) from None
     try:
         payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise InvalidRequest(
             "We could not parse the JSON body of your request. The body must be a JSON object.",
             code="invalid_json",

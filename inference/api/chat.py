@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator, Iterator
 
 from registry.specs import ModelSpec
 
+from ..constraints import ConstraintError, build_grammar
 from ..engine.engine import JobStream, QueueFull
 from ..engine.types import (
     ChatRequest, ContextLengthExceeded, Delta, EngineError, Failed, Finished, InvalidImage,
@@ -23,7 +24,18 @@ from .logs import CallLog
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def build_chat_request(data: dict[str, Any]) -> ChatRequest:
+def build_chat_request(data: dict[str, Any], tool_format: str = "none") -> ChatRequest:
+    """The engine's request; `tool_format` (the model's) is the syntax a forced call takes."""
+    tools = data.get("tools") or None
+    if data.get("tool_choice") == "none":
+        tools = None  # the model is not told about them, so it cannot call them
+    try:
+        grammar = build_grammar(
+            response_format=data.get("response_format"), tools=tools, tool_choice=data.get("tool_choice"),
+            parallel_tool_calls=data.get("parallel_tool_calls") is not False, tool_format=tool_format,
+        )
+    except ConstraintError as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
     temperature = data.get("temperature")
     top_p = data.get("top_p")
     if top_p == 0:  # only the most likely token survives: greedy
@@ -37,10 +49,8 @@ def build_chat_request(data: dict[str, Any]) -> ChatRequest:
         presence_penalty=data.get("presence_penalty") or 0.0,
         frequency_penalty=data.get("frequency_penalty") or 0.0,
         logit_bias=data.get("logit_bias") or {},
+        grammar=grammar,
     )
-    tools = data.get("tools") or None
-    if data.get("tool_choice") == "none":
-        tools = None  # the model is not told about them, so it cannot call them
     return ChatRequest(messages=data["messages"], params=params, tools=tools)
 
 

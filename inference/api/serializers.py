@@ -1,9 +1,12 @@
 """The OpenAI chat-completions contract, as DRF serializers: validation is the contract."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework import serializers
+
+from ..constraints import ConstraintError, check_schema
 
 from .fields import (
     JSONObjectField, StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField,
@@ -11,6 +14,8 @@ from .fields import (
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 INT64 = 2**63 - 1
+SCHEMA_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+TOOL_CHOICES = ("none", "auto", "required")
 
 
 class ContentField(serializers.Field):
@@ -118,6 +123,7 @@ class ChatCompletionSerializer(serializers.Serializer):
     )
     tools = ToolSerializer(many=True, required=False, allow_null=True)
     tool_choice = serializers.JSONField(required=False, allow_null=True)
+    parallel_tool_calls = StrictBooleanField(required=False, allow_null=True)
     response_format = JSONObjectField(required=False, allow_null=True)
     user = StrictCharField(required=False, allow_blank=True)
 
@@ -130,13 +136,49 @@ class ChatCompletionSerializer(serializers.Serializer):
             raise serializers.ValidationError("Keys must be token ids (integers as strings).") from None
 
     def validate_response_format(self, value: dict | None) -> dict | None:
-        if value is not None and value.get("type", "text") != "text":
+        """text, json_object, or json_schema whose schema we can enforce (checked here, so a
+        bad schema is a 400 before any model is touched)."""
+        if value is None or value.get("type") in ("text", "json_object"):
+            return value
+        if value.get("type") != "json_schema":
             raise serializers.ValidationError(
-                f"type {value.get('type')!r} is not supported yet; only 'text' is."
+                {"type": f"{value.get('type')!r} is not one of 'text', 'json_object', 'json_schema'."}
             )
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict):
+            raise serializers.ValidationError({"json_schema": "Must be an object with name and schema."})
+        if not isinstance(spec.get("name"), str) or not SCHEMA_NAME.fullmatch(spec["name"]):
+            raise serializers.ValidationError(
+                {"json_schema": {"name": "Must be 1 to 64 letters, digits, underscores or dashes."}}
+            )
+        if spec.get("strict") is not None and not isinstance(spec["strict"], bool):
+            raise serializers.ValidationError({"json_schema": {"strict": "Must be a boolean."}})
+        if spec.get("schema") is not None:
+            try:
+                check_schema(spec["schema"], "response_format.json_schema.schema")
+            except ConstraintError as exc:
+                raise serializers.ValidationError({"json_schema": {"schema": str(exc)}}) from None
         return value
+
+    def validate_tool_choice(self, value: Any) -> Any:
+        if value is None or value in TOOL_CHOICES:
+            return value
+        function = value.get("function") if isinstance(value, dict) else None
+        if isinstance(function, dict) and value.get("type") == "function" \
+                and isinstance(function.get("name"), str) and function["name"]:
+            return value
+        raise serializers.ValidationError(
+            'Must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.'
+        )
 
     def validate(self, attrs: dict) -> dict:
         if attrs.get("stream_options") and not attrs.get("stream"):
             raise serializers.ValidationError({"stream_options": "Only allowed when stream is true."})
+        choice, tools = attrs.get("tool_choice"), attrs.get("tools") or []
+        if (choice == "required" or isinstance(choice, dict)) and not tools:
+            raise serializers.ValidationError({"tool_choice": "Needs tools to choose from."})
+        if isinstance(choice, dict):
+            name = choice["function"]["name"]
+            if name not in {t["function"]["name"] for t in tools}:
+                raise serializers.ValidationError({"tool_choice": f"{name!r} is not one of the tools."})
         return attrs

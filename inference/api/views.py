@@ -118,7 +118,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
                                 code="model_not_available", param="model")
         await load_request_images(spec, data["messages"], log)
-        chat_request = build_chat_request(data)
+        chat_request = build_chat_request(data, tool_format=spec.tool_format)
         call = ChatCall(
             log=log, spec=spec,
             events=get_engine().stream(spec, chat_request),

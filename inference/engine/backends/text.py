@@ -15,6 +15,7 @@ from mlx_lm.sample_utils import make_logits_processors, make_sampler
 from registry.locate import context_length
 from registry.specs import ModelSpec
 
+from ...constraints import GrammarLogitsProcessor, Grammars
 from ...tools import get_tool_format
 from ...tools.base import prepare_prompt
 from ..messages import to_template_messages
@@ -22,15 +23,19 @@ from ..types import ModelLoadError, SamplingParams
 from .base import Prompt, Step
 
 
-def sampling_of(params: SamplingParams) -> dict[str, Any]:
-    """mlx-lm's sampler and logits processors for OpenAI sampling parameters."""
+def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | None = None) -> dict[str, Any]:
+    """mlx-lm's sampler and logits processors for OpenAI sampling parameters; the grammar's
+    mask goes last, so no bias or penalty can bring back a token it ruled out."""
+    processors = make_logits_processors(
+        logit_bias=params.logit_bias or None,
+        presence_penalty=params.presence_penalty or None,
+        frequency_penalty=params.frequency_penalty or None,
+    )
+    if constraint is not None:
+        processors.append(constraint)
     return {
         "sampler": make_sampler(temp=params.temperature, top_p=params.top_p if params.top_p < 1.0 else 0.0),
-        "logits_processors": make_logits_processors(
-            logit_bias=params.logit_bias or None,
-            presence_penalty=params.presence_penalty or None,
-            frequency_penalty=params.frequency_penalty or None,
-        ),
+        "logits_processors": processors,
     }
 
 
@@ -45,6 +50,7 @@ class TextModel:
         self.nbytes = sum(v.nbytes for _, v in tree_flatten(self.model.parameters()))
         self.prefill_step = prefill_step
         self.tool_format = get_tool_format(spec.tool_format)
+        self.grammars = Grammars(self.tokenizer._tokenizer, self.tokenizer.eos_token_ids)
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
         template = getattr(self.tokenizer, "chat_template", None)
@@ -81,7 +87,8 @@ class TextModel:
         with wired_limit(self.model):
             steps = generate_step(
                 mx.array(rest), self.model, max_tokens=max_tokens, prompt_cache=cache,
-                prefill_step_size=self.prefill_step, **sampling_of(params),
+                prefill_step_size=self.prefill_step,
+                **sampling_of(params, self.grammars.processor(params.grammar)),
             )
             for n, (token, _) in enumerate(steps, start=1):
                 now = time.perf_counter()

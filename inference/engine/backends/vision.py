@@ -24,6 +24,7 @@ from mlx.utils import tree_flatten
 from registry.locate import context_length
 from registry.specs import ModelSpec
 
+from ...constraints import Grammars
 from ...tools import get_tool_format
 from ...tools.base import prepare_prompt
 from ..messages import to_vision_messages
@@ -74,6 +75,7 @@ class VisionModel:
         self.end_tokens = set(getattr(criteria, "eos_token_ids", None) or [])
         if self.tokenizer.eos_token_id is not None:
             self.end_tokens.add(self.tokenizer.eos_token_id)
+        self.grammars = Grammars(self.tokenizer, self.end_tokens)
 
     # --- prompt -----------------------------------------------------------------------------
 
@@ -170,7 +172,7 @@ class VisionModel:
             steps = generate_step(
                 mx.array([rest]), self.model, pixel_values, mask, max_tokens=max_tokens,
                 prompt_cache=cache, prefill_step_size=self.prefill_step,
-                **sampling_of(params), **kwargs,
+                **sampling_of(params, self.grammars.processor(params.grammar)), **kwargs,
             )
             try:
                 for n, (token, _) in enumerate(steps, start=1):

@@ -1,0 +1,79 @@
+"""What a request forces, as one llguidance grammar: the answer's JSON schema, a tool call
+in the model's own format, or either of the two.
+
+    response_format json_object / json_schema   -> start: answer
+    tool_choice "required" / a named function   -> start: calls   (the call is the answer)
+    tools offered (auto) and a response_format  -> start: answer | calls
+
+The grammar is plain text, independent of any tokenizer; the backend that runs the model
+turns it into a token mask (inference/constraints/processor.py).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import llguidance
+
+from ..tools.base import function_of
+from .schemas import ConstraintError, check_schema, grammar_error, json_rule
+from .tool_calls import CALL_GRAMMARS
+
+ANY_OBJECT = {"type": "object"}
+
+
+def answer_schema(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The schema an answer must follow, or None for free text."""
+    kind = (response_format or {}).get("type", "text")
+    if kind == "json_object":
+        return ANY_OBJECT
+    if kind == "json_schema":
+        return response_format["json_schema"].get("schema") or ANY_OBJECT
+    return None
+
+
+def forced_tools(tools: list[dict[str, Any]] | None, tool_choice: Any) -> list[tuple[int, dict[str, Any]]] | None:
+    """(index, tool) pairs one of which must be called, or None when no call is forced."""
+    if not tools:
+        return None
+    if tool_choice == "required":
+        return list(enumerate(tools))
+    if isinstance(tool_choice, dict):
+        name = function_of(tool_choice)["name"]
+        return [(i, t) for i, t in enumerate(tools) if function_of(t).get("name") == name]
+    return None
+
+
+def build_grammar(
+    *, response_format: dict[str, Any] | None, tools: list[dict[str, Any]] | None, tool_choice: Any,
+    parallel_tool_calls: bool, tool_format: str,
+) -> str | None:
+    """The request's grammar (llguidance's serialized form), or None when nothing is forced.
+
+    Raises ConstraintError naming the offending param when it cannot be enforced.
+    """
+    schema = answer_schema(response_format)
+    forced = forced_tools(tools, tool_choice)
+    calls_of = CALL_GRAMMARS.get(tool_format)
+    if forced is not None and calls_of is None:
+        raise ConstraintError(
+            f"this model's tool format is {tool_format!r}, which has no call syntax to enforce; "
+            "use tool_choice auto or none.", "tool_choice",
+        )
+    rules: list[str] = []
+    if forced is not None:
+        rules = ["start: calls", calls_of(forced, parallel_tool_calls)]
+    elif schema is not None:
+        check_schema(schema, "response_format.json_schema.schema")
+        rules = [f"answer: {json_rule(schema)}"]
+        if tools and calls_of is not None:  # auto: a call or the structured answer
+            rules += ["start: answer | calls", calls_of(list(enumerate(tools)), parallel_tool_calls)]
+        else:
+            rules.insert(0, "start: answer")
+    if not rules:
+        return None
+    grammar = llguidance.LLMatcher.grammar_from_lark("\n".join(rules))
+    error = grammar_error(grammar)
+    if error:  # each schema compiled on its own; a combination that fails is still named
+        raise ConstraintError(f"the tool call grammar cannot be built: {error.strip().splitlines()[0]}",
+                              "tools")
+    return grammar

@@ -157,3 +157,30 @@ def test_compiled_grammars_are_cached_and_copied(grammars):
     first, second = grammars.matcher(g), grammars.matcher(g)
     assert first is not second
     assert isinstance(first, llguidance.LLMatcher) and not first.is_error()
+
+
+def test_a_forced_qwen_call_walks_through_on_a_tokenizer_with_an_added_tool_call_token(tiny_qwen3_vl_dir):
+    """Qwen tokenizers add `<tool_call>` as a non-special token: the mask must never offer
+    a token the matcher then refuses. Greedy on flat logits walks the grammar to its end."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_qwen3_vl_dir))
+    assert tokenizer.convert_tokens_to_ids("<tool_call>") >= 49152  # the added token is there
+    end = tokenizer.eos_token_id
+    tools = [{"type": "function", "function": {"name": "get_time", "parameters": {
+        "type": "object", "properties": {"zone": {"enum": ["UTC", "CET"]}}, "required": ["zone"],
+        "additionalProperties": False}}}]
+    processor = Grammars(tokenizer, [end]).processor(
+        grammar("qwen_tool_call", tools=tools, tool_choice="required", parallel=False))
+    prompt = tokenizer.encode("hi", add_special_tokens=False)
+    tokens = mx.array(prompt)
+    for _ in range(200):
+        token = mx.argmax(processor(tokens, mx.zeros((1, len(tokenizer)))), axis=-1)
+        if token.item() == end:
+            break
+        tokens = mx.concatenate([tokens, token])
+    else:
+        pytest.fail(f"the grammar never ended: {tokenizer.decode(tokens.tolist())!r}")
+    text = tokenizer.decode(tokens[len(prompt):].tolist())
+    (call,) = get_tool_format("qwen_tool_call").parse(text, tools).calls
+    assert call.name == "get_time" and json.loads(call.arguments)["zone"] in ("UTC", "CET")

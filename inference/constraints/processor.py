@@ -9,15 +9,44 @@ two overlap instead of adding up.
 """
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections import OrderedDict
+from copy import copy
 from typing import Any, Iterable
 
 import llguidance
-import llguidance.hf
 import llguidance.numpy
 import mlx.core as mx
 import numpy as np
+
+
+# Added tokens a grammar may write as text: no spaces, plain ASCII (so the string is also
+# the token's spelling in byte-level and metaspace vocabularies alike).
+_PLAIN_TEXT = re.compile(r"[!-~]+")
+
+
+def llg_tokenizer(hf_tokenizer: Any, end_tokens: list[int]) -> llguidance.LLTokenizer:
+    """llguidance's view of a Hugging Face fast tokenizer.
+
+    llguidance treats every added token as special (reachable only by name), yet where a
+    grammar forces text it allows the tokenizer's own tokens for that text, added ones
+    included, and consuming one then fails. Qwen's `<tool_call>` is such a token (added, not
+    special): handed over as an ordinary vocabulary entry spelling its text, the mask and the
+    parser agree (forced text is then written in ordinary pieces; free text may still use it).
+    """
+    backend = copy(hf_tokenizer.backend_tokenizer)
+    backend.no_padding()
+    backend.no_truncation()
+    data = json.loads(backend.to_str())
+    vocab = data["model"].get("vocab")
+    if isinstance(vocab, dict):  # BPE / WordPiece (a Unigram vocab is a list; left as is)
+        plain = [t for t in data.get("added_tokens", []) if not t["special"] and _PLAIN_TEXT.fullmatch(t["content"])]
+        for token in plain:
+            vocab.setdefault(token["content"], token["id"])
+        data["added_tokens"] = [t for t in data.get("added_tokens", []) if t not in plain]
+    return llguidance.LLTokenizer(json.dumps(data), eos_token=end_tokens)
 
 
 class GrammarViolation(RuntimeError):
@@ -73,7 +102,7 @@ class Grammars:
     @property
     def tokenizer(self) -> llguidance.LLTokenizer:
         if self._tokenizer is None:
-            self._tokenizer = llguidance.hf.from_tokenizer(self._hf_tokenizer, eos_token=self._end_tokens)
+            self._tokenizer = llg_tokenizer(self._hf_tokenizer, self._end_tokens)
         return self._tokenizer
 
     def matcher(self, grammar: str) -> llguidance.LLMatcher:

@@ -124,7 +124,7 @@ def test_leaving_early_cancels_generation():
     engine = world.engine()
 
     async def scenario():
-        stream = engine.stream(spec("a"), ask(max_tokens=200))
+        stream = engine.stream(spec("a", context_length=512), ask(max_tokens=200))
         async for event in stream:
             if isinstance(event, Delta):
                 break

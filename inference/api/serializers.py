@@ -14,6 +14,9 @@ from .fields import (
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 INT64 = 2**63 - 1
+# Validation walks every item: bounds keep one huge body from taking the CPU for minutes.
+MAX_MESSAGES = 10_000
+MAX_TOOLS = 128  # OpenAI's own limit
 SCHEMA_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 TOOL_CHOICES = ("none", "auto", "required")
 
@@ -106,7 +109,7 @@ class ToolSerializer(serializers.Serializer):
 
 class ChatCompletionSerializer(serializers.Serializer):
     model = StrictCharField(max_length=512)
-    messages = MessageSerializer(many=True, allow_empty=False)
+    messages = MessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64)
@@ -121,7 +124,7 @@ class ChatCompletionSerializer(serializers.Serializer):
     logit_bias = serializers.DictField(
         child=StrictFloatField(min_value=-100.0, max_value=100.0), required=False, allow_null=True
     )
-    tools = ToolSerializer(many=True, required=False, allow_null=True)
+    tools = ToolSerializer(many=True, required=False, allow_null=True, max_length=MAX_TOOLS)
     tool_choice = serializers.JSONField(required=False, allow_null=True)
     parallel_tool_calls = StrictBooleanField(required=False, allow_null=True)
     response_format = JSONObjectField(required=False, allow_null=True)

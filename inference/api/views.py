@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -88,7 +89,8 @@ def parse_json_body(request: HttpRequest) -> dict[str, Any]:
             f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
         ) from None
     try:
-        payload = json.loads(raw)
+        # UTF-8 only (RFC 8259): json.loads would also guess UTF-16/32 from the bytes.
+        payload = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise InvalidRequest(
             "We could not parse the JSON body of your request. The body must be a JSON object.",
@@ -105,10 +107,12 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     try:
         if request.method != "POST":
             raise MethodNotAllowed(f"Method {request.method} not allowed; use POST.")
-        payload = parse_json_body(request)
+        # Parsing and validating a large body takes CPU time: off the event loop, so streams
+        # in flight and /health keep going meanwhile.
+        payload = await sync_to_async(parse_json_body, thread_sensitive=False)(request)
         log.set(model=str(payload.get("model", ""))[:512], stream=payload.get("stream") is True)
         serializer = ChatCompletionSerializer(data=payload)
-        if not serializer.is_valid():
+        if not await sync_to_async(serializer.is_valid, thread_sensitive=False)():
             raise from_validation_error(serializer.errors)
         data = serializer.validated_data
         spec = resolve_model(data["model"])

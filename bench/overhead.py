@@ -48,6 +48,24 @@ def raw_runs(model_dir: Path, tokens: int, reps: int) -> dict:
     return {"load_s": load_s, "runs": runs[1:], "ban": {str(i): -100 for i in end_ids(tokenizer)}}
 
 
+def stream_once(client, model: str, tokens: int, ban: dict, messages: list[dict] = PROMPT) -> dict:
+    """One greedy streamed request through any OpenAI-compatible server (ours or a peer's):
+    time to first token, decode tokens/s, tokens made and the request's whole wall time."""
+    t0 = time.perf_counter()
+    times, usage = [], None
+    for chunk in client.chat.completions.create(
+        model=model, messages=messages, temperature=0, max_tokens=tokens, logit_bias=ban,
+        stream=True, stream_options={"include_usage": True},
+    ):
+        if chunk.usage:
+            usage = chunk.usage
+        elif chunk.choices and chunk.choices[0].delta.content:
+            times.append(time.perf_counter())
+    n = usage.completion_tokens if usage else len(times)  # a peer may send no usage chunk
+    return {"ttft": times[0] - t0, "tps": (n - 1) / max(times[-1] - times[0], 1e-9), "tokens": n,
+            "wall": times[-1] - t0}
+
+
 def server_runs(model_dir: Path, tokens: int, reps: int, ban: dict) -> dict:
     from openai import OpenAI
 
@@ -57,20 +75,7 @@ def server_runs(model_dir: Path, tokens: int, reps: int, ban: dict) -> dict:
         server = LiveServer(Path(tmp), {"models": [{"id": "m", "source": {"path": str(model_dir)}}]}).start()
         try:
             client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=600)
-            runs = []
-            for _ in range(reps + 1):
-                t0 = time.perf_counter()
-                times, usage = [], None
-                for chunk in client.chat.completions.create(
-                    model="m", messages=PROMPT, temperature=0, max_tokens=tokens, logit_bias=ban,
-                    stream=True, stream_options={"include_usage": True},
-                ):
-                    if chunk.usage:
-                        usage = chunk.usage
-                    elif chunk.choices and chunk.choices[0].delta.content:
-                        times.append(time.perf_counter())
-                n = usage.completion_tokens
-                runs.append({"ttft": times[0] - t0, "tps": (n - 1) / (times[-1] - times[0])})
+            runs = [stream_once(client, "m", tokens, ban) for _ in range(reps + 1)]  # the first warms up
             load_s = server.health()["load_seconds"]
         finally:
             server.stop()

@@ -20,6 +20,9 @@ class Command(DaphneRunserver):
         )
 
     def inner_run(self, *args, **options):
+        import mlx.core as mx
+
+        self.stdout.write(f"MLX device: {mx.default_device()} (mlx {mx.__version__})\n")
         name = options.get("preload")
         if name:
             from registry.active import get_registry

@@ -4,14 +4,19 @@ compile, and the per-token mask time while stepping through a valid document.
 
     .venv/bin/python -m bench.grammar_engines [--model-dir DIR] [--reps 5]
 
-Engines: llguidance (a project dependency), outlines-core and xgrammar (measured when
-importable; xgrammar's package requires torch, and triton on Linux x86). Without --model-dir
-it uses the SmolLM2-135M-Instruct import in var/test-cache (bench.overhead builds it).
+Engines: llguidance (a project dependency), outlines-core and xgrammar, measured when
+importable. Neither of the last two is a project dependency: the committed results come from
+`pip install --target DIR --no-deps outlines-core xgrammar apache-tvm-ffi` put on PYTHONPATH,
+and xgrammar, whose package requires torch (and triton on Linux x86), imported with a
+stand-in `torch` module (its compiler and matcher run on numpy bitmasks). Without
+--model-dir it uses SmolLM2-135M-Instruct's tokenizer, imported as bench.overhead does.
+Timings on a shared 2-core machine are noisy: the load average is recorded.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -19,7 +24,17 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench.overhead import default_model_dir
 from tests.schemas import PROFILE_EXAMPLE, PROFILE_SCHEMA
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:  # importable from PYTHONPATH without metadata
+        return "?"
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -59,8 +74,7 @@ def bench_llguidance(hf_tokenizer, end_ids: list[int], reps: int) -> dict:
             lambda t: matcher.consume_token(t) or (_ for _ in ()).throw(ValueError(matcher.get_error())),
         ))
         assert matcher.is_accepting()
-    return {"version": llguidance.get_version() if hasattr(llguidance, "get_version") else "?",
-            "prepare_tokenizer_s": prepare_s, "compile_s": statistics.median(compiles),
+    return {"version": _version("llguidance"), "prepare_tokenizer_s": prepare_s, "compile_s": statistics.median(compiles),
             "mask_us_per_token": statistics.median(per_token) * 1e6, "tokens": len(tokens)}
 
 
@@ -90,7 +104,6 @@ def _byte_level_vocab(hf_tokenizer, skip: set[int]) -> dict[str, list[int]]:
 
 
 def bench_outlines_core(hf_tokenizer, end_ids: list[int], reps: int) -> dict:
-    import outlines_core
     from outlines_core import Guide, Index, Vocabulary
     from outlines_core.json_schema import build_regex_from_schema
 
@@ -109,7 +122,7 @@ def bench_outlines_core(hf_tokenizer, end_ids: list[int], reps: int) -> dict:
             lambda t: guide.advance(t, return_tokens=False),
         ))
         assert guide.is_finished()
-    return {"version": getattr(outlines_core, "__version__", "?"), "prepare_tokenizer_s": prepare_s,
+    return {"version": _version("outlines-core"), "prepare_tokenizer_s": prepare_s,
             "compile_s": statistics.median(compiles), "mask_us_per_token": statistics.median(per_token) * 1e6,
             "tokens": len(tokens)}
 
@@ -131,7 +144,7 @@ def bench_xgrammar(hf_tokenizer, end_ids: list[int], reps: int) -> dict:
         per_token.append(_mask_steps(
             tokens, lambda: matcher.fill_next_token_bitmask(bitmask), lambda t: matcher.accept_token(t),
         ))
-    return {"version": getattr(xgr, "__version__", "?"), "prepare_tokenizer_s": prepare_s,
+    return {"version": _version("xgrammar"), "prepare_tokenizer_s": prepare_s,
             "compile_s": statistics.median(compiles), "mask_us_per_token": statistics.median(per_token) * 1e6,
             "tokens": len(tokens)}
 
@@ -141,13 +154,13 @@ ENGINES = {"llguidance": bench_llguidance, "outlines-core": bench_outlines_core,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path,
-                        default=Path("var/test-cache/models/smollm2-135m-instruct-bfloat16"))
+    parser.add_argument("--model-dir", type=Path)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("bench/results/grammar_engines.json"))
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
+    args.model_dir = args.model_dir or default_model_dir()
     hf_tokenizer = AutoTokenizer.from_pretrained(str(args.model_dir))
     end_ids = [hf_tokenizer.convert_tokens_to_ids("<|im_end|>"), hf_tokenizer.eos_token_id]
     results: dict[str, Any] = {}
@@ -160,6 +173,7 @@ def main() -> None:
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model_dir": str(args.model_dir), "vocab": len(hf_tokenizer),
+                                    "load_average": os.getloadavg(), "cores": os.cpu_count(),
                                     "engines": results}, indent=2))
     print(f"{'engine':15}{'prepare s':>11}{'compile ms':>12}{'mask us/token':>15}")
     for name, r in results.items():

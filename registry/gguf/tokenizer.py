@@ -13,6 +13,7 @@ from tokenizers import Regex, Tokenizer, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
 
+from .chat_templates import fallback_template
 from .errors import GGUFImportError
 from .reader import GGUFFile
 
@@ -22,6 +23,10 @@ _DIGIT_SPLIT_PRE_TYPES = {"smollm", "starcoder", "refact", "command-r", "codeshe
 
 # llama.cpp ends generation on any of these, not only on EOS (Llama 3's <|eot_id|>, for one).
 _END_OF_GENERATION_KEYS = ("eos_token_id", "eot_token_id", "eom_token_id")
+# ... and on control tokens spelled like these (llama-vocab.cpp), which files rarely flag by id: Gemma's
+# `<end_of_turn>` ends a chat turn although the file's EOS is `<eos>`.
+_END_OF_TURN_TEXTS = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "_<EOT>"}
+_CONTROL = 3
 
 
 def write_tokenizer(gguf: GGUFFile, out_dir: Path, model_max_length: int) -> None:
@@ -47,17 +52,20 @@ def write_tokenizer(gguf: GGUFFile, out_dir: Path, model_max_length: int) -> Non
         "add_bos_token": bool(gguf.get("tokenizer.ggml.add_bos_token", fields.get("tokenizer_type") == "llama")),
         "add_eos_token": bool(gguf.get("tokenizer.ggml.add_eos_token", False)),
     }
+    chat_template, template_name = gguf.get("tokenizer.chat_template"), None
+    if chat_template is None and (fallback := fallback_template(gguf.architecture)) is not None:
+        template_name, chat_template = fallback
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        chat_template=gguf.get("tokenizer.chat_template"),
+        chat_template=chat_template,
         model_max_length=model_max_length,
         clean_up_tokenization_spaces=False,
         **add_special,
         **special,
     )
     tokenizer.save_pretrained(out_dir, save_jinja_files=False)
-    _write_compat_files(out_dir, add_special, special)
-    _write_generation_config(gguf, out_dir)
+    _write_compat_files(out_dir, add_special, special, template_name)
+    _write_generation_config(gguf, out_dir, fields)
 
 
 def _split_digits_like_llama_cpp(backend: Tokenizer, pre_type: str | None) -> None:
@@ -70,26 +78,36 @@ def _split_digits_like_llama_cpp(backend: Tokenizer, pre_type: str | None) -> No
         )
 
 
-def _write_compat_files(out_dir: Path, add_special: dict[str, bool], special: dict[str, str]) -> None:
+def _write_compat_files(
+    out_dir: Path, add_special: dict[str, bool], special: dict[str, str], template_name: str | None
+) -> None:
     """Spell out what transformers 5 leaves implicit, for transformers 4 and other readers of these files.
 
     v5 drops add_bos/eos_token (tokenizer.json's post-processor already applies them), names its own
     `TokenizersBackend` class (unknown to v4, whose equivalent is the v5 alias `PreTrainedTokenizerFast`)
-    and no longer writes special_tokens_map.json.
+    and no longer writes special_tokens_map.json. A chat template the GGUF did not carry is named as the
+    project's (`chat_template_name`).
     """
     config_path = out_dir / "tokenizer_config.json"
     config = json.loads(config_path.read_text())
     config.update(add_special, tokenizer_class="PreTrainedTokenizerFast")
+    if template_name is not None:
+        config["chat_template_name"] = f"mlx-server standard {template_name} template (the GGUF has none)"
     config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     (out_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=2, ensure_ascii=False) + "\n")
 
 
-def _write_generation_config(gguf: GGUFFile, out_dir: Path) -> None:
+def _write_generation_config(gguf: GGUFFile, out_dir: Path, fields: dict) -> None:
     end_ids: list[int] = []
     for key in _END_OF_GENERATION_KEYS:
         token_id = gguf.get(f"tokenizer.ggml.{key}")
         if token_id is not None and int(token_id) not in end_ids:
             end_ids.append(int(token_id))
+    types = fields.get("token_type") or []
+    for token_id, token in enumerate(fields["tokens"]):
+        if token in _END_OF_TURN_TEXTS and token_id < len(types) and types[token_id] == _CONTROL:
+            if token_id not in end_ids:
+                end_ids.append(token_id)
     config = {}
     if end_ids:
         config["eos_token_id"] = end_ids[0] if len(end_ids) == 1 else end_ids

@@ -65,11 +65,14 @@ def agreement_rows(request):
     rows: list[str] = []
     yield rows
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and rows:
-        reporter.write_sep("-", "top-1 agreement with llama.cpp's greedy continuation (teacher-forced)")
-        reporter.write_line(f"{'model':<18} {'case':<22} {'strict':>8} {'w/ near-ties':>13} {'min':>5}")
-        for row in rows:
-            reporter.write_line(row)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None and rows:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            reporter.write_sep("-", "top-1 agreement with llama.cpp's greedy continuation (teacher-forced)")
+            reporter.write_line(f"{'model':<18} {'case':<22} {'strict':>8} {'w/ near-ties':>13} {'min':>5}")
+            for row in rows:
+                reporter.write_line(row)
 
 
 @pytest.fixture(scope="module", params=list(CASES))

@@ -1,0 +1,453 @@
+"""The server on a GPU (MLX's CUDA backend), measured on full-size random-weight models of the
+seed's two vision architectures (Gemma 3 4B and Qwen3-VL 4B shapes), 4-bit and bfloat16:
+
+- decode tokens/s through our server (Daphne + Django + the engine, streamed over HTTP) over
+  raw `mlx_vlm.stream_generate` on the same folder (goal >= 0.97). Both are measured the same
+  way: (N - 1) / (time of an N-token generation - time of a 1-token one), same-length prompts
+  that share no cached prefix, so every per-token cost (sampling, detokenizing, SSE) counts;
+- time to first token of an ~8k-token prompt, cold and as a follow-up turn that reuses the
+  server's prefix cache (raw mlx-vlm's cold TTFT beside it);
+- swap time between the two 4B models through the server over raw `mlx_vlm.load` time;
+- decode rate over the bandwidth floor (weight bytes / 3.35 TB/s, the H100 SXM's HBM3).
+
+    python -m bench.gpu --models-dir /tmp/gpu-models --tokenizer-from DIR --out bench/results/gpu.json
+
+--tokenizer-from names a folder holding built tiny fixtures (tiny-gemma3-vision, tiny-qwen3-vl)
+whose tokenizers the full-size builds reuse, for a machine without the GGUF sources. Greedy,
+end-of-sequence banned (logit_bias, the same in both paths) so every run makes the same token
+count. Raw and server runs alternate (raw mlx-vlm in this process, the server in its own, both
+holding the model), the order flipped each repetition, so drift in the machine's speed falls on
+both. Results are written after every stage and a rerun skips the stages already in --out,
+so a run cut short by a time limit can be continued.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import http.client
+import json
+import os
+import platform
+import random
+import statistics
+import struct
+import subprocess
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+HBM_BYTES_PER_S = 3.35e12  # H100 SXM5 HBM3, the vendor's datasheet
+FAMILIES = {"gemma3": "tiny-gemma3-vision", "qwen3-vl": "tiny-qwen3-vl"}
+DTYPES = {"4bit": 4, "bf16": None}
+def short(i: int) -> list[dict]:
+    """A short prompt of the same length every time, never a prefix-cache hit of another."""
+    return [{"role": "user", "content": f"Story {100 + i}: write a long story about a lighthouse keeper."}]
+WORDS = (
+    "the harbour light keeper wrote about storms ships gulls rocks tides lanterns oil brass rope "
+    "winter summer night morning coast island village fisherman nets boats waves wind rain fog "
+    "bell signal tower stairs window glass lens clock letters supply steamer captain crew cargo "
+    "north south east west river cliff sand shells salt bread tea candle book map compass star"
+).split()
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def load_results(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_results(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(path)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def device_info() -> dict:
+    import mlx.core as mx
+    import mlx_lm
+    import mlx_vlm
+
+    info = {
+        "machine": f"{platform.machine()} {platform.system()} ({os.cpu_count()} cores)",
+        "mlx_device": str(mx.default_device()),
+        "versions": {"mlx": mx.__version__, "mlx_lm": mlx_lm.__version__, "mlx_vlm": mlx_vlm.__version__,
+                     "python": platform.python_version()},
+    }
+    try:
+        info["mlx_device_info"] = {k: v for k, v in mx.device_info().items() if isinstance(v, (str, int, float))}
+    except Exception:  # older MLX
+        pass
+    try:
+        info["gpu"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        info["gpu"] = None
+    return info
+
+
+def weight_bytes(folder: Path) -> dict:
+    """Bytes of the tensors in the folder's safetensors files: all, and the language model's
+    (what a decode step reads: everything but the vision tower and projector)."""
+    total = language = 0
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        with file.open("rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n))
+        for name, meta in header.items():
+            if name == "__metadata__":
+                continue
+            size = meta["data_offsets"][1] - meta["data_offsets"][0]
+            total += size
+            if name.startswith("language_model."):
+                language += size
+    return {"total": total, "language_model": language}
+
+
+def end_ids(folder: Path) -> list[int]:
+    config = json.loads((Path(folder) / "config.json").read_text())
+    ids = config.get("eos_token_id") or []
+    return sorted({ids} if isinstance(ids, int) else set(ids))
+
+
+def n_tokens(tokenizer, messages: list[dict]) -> int:
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def long_messages(tokenizer, target: int, nonce: str) -> list[dict]:
+    """A user turn of about `target` tokens under the model's chat template, starting with
+    `nonce` so that no two cold prompts share a prefix."""
+    rng = random.Random(nonce)
+
+    def messages(n_words: int) -> list[dict]:
+        words = [rng.choice(WORDS) for _ in range(n_words)]
+        rng.seed(nonce)
+        return [{"role": "user", "content": f"{nonce}. Summarise these notes: " + " ".join(words)}]
+
+    def count(msgs: list[dict]) -> int:
+        return n_tokens(tokenizer, msgs)
+
+    n = int(target * 0.8)
+    for _ in range(4):
+        got = max(1, count(messages(n)))
+        if abs(got - target) <= 16:
+            break
+        n = max(16, int(n * target / got))
+    return messages(n)
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+def build(models_dir: Path, tokenizer_from: Path | None, size: str, dtype: str, results: dict) -> dict[str, Path]:
+    from registry.fixtures.models import build_full_size, full_size_name
+
+    folders = {}
+    for family, fixture in FAMILIES.items():
+        bits = DTYPES[dtype]
+        name = full_size_name(fixture, size, bits)
+        started = time.perf_counter()
+        folder = build_full_size(
+            fixture, models_dir / name, size=size, bits=bits,
+            tokenizer_dir=tokenizer_from / fixture if tokenizer_from else None,
+            cache_dir=Path(os.environ.get("MLX_SERVER_DOWNLOADS_DIR", "var/test-cache/downloads")),
+        )
+        folders[family] = folder
+        key = f"{family}/{dtype}"
+        if key not in results.setdefault("models", {}):
+            manifest = json.loads((folder / "fixture.json").read_text())
+            results["models"][key] = {
+                "name": name, "folder": str(folder), "weight_bytes": weight_bytes(folder),
+                "build_seconds": manifest.get("build_seconds"),
+                "wall_seconds": round(time.perf_counter() - started, 2),
+            }
+            print(f"built {name}: {results['models'][key]['weight_bytes']['total'] / 1e9:.2f} GB "
+                  f"in {results['models'][key]['wall_seconds']} s", flush=True)
+    return folders
+
+
+# --- raw mlx-vlm -----------------------------------------------------------------------------
+
+
+class Raw:
+    """The model loaded in this process by mlx-vlm itself, driven by `mlx_vlm.stream_generate`."""
+
+    def __init__(self, folder: Path):
+        import mlx.core as mx
+        from mlx_vlm import load
+
+        mx.eval(mx.zeros(1))  # the device is up before the load is timed
+        started = time.perf_counter()
+        self.model, self.processor = load(str(folder))
+        mx.eval(self.model.parameters())
+        self.load_s = time.perf_counter() - started
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.ban = {i: -1e9 for i in end_ids(folder)}
+
+    def run(self, messages: list[dict], max_tokens: int) -> list[float]:
+        """Wall times: the start, then each token as stream_generate yields it."""
+        from mlx_vlm import stream_generate
+
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        times = [time.perf_counter()]
+        for _ in stream_generate(self.model, self.processor, text, max_tokens=max_tokens, temperature=0.0,
+                                 logit_bias=self.ban):
+            times.append(time.perf_counter())
+        return times
+
+    def decode(self, i: int, tokens: int) -> dict:
+        one = self.run(short(2 * i), 1)
+        times = self.run(short(2 * i + 1), tokens)
+        n = len(times) - 1
+        return {"tokens": n, "ttft": times[1] - times[0],
+                "tps": (n - 1) / ((times[-1] - times[0]) - (one[-1] - one[0])),
+                "tps_between_tokens": (n - 1) / (times[-1] - times[1])}
+
+    def close(self) -> None:
+        import mlx.core as mx
+
+        del self.model, self.processor
+        gc.collect()
+        mx.clear_cache()
+
+
+# --- through the server ----------------------------------------------------------------------
+
+
+def chat(url: str, body: dict) -> dict:
+    """One streamed chat completion: wall times of the request, of the first chunk that carries
+    text or a finish reason, and of every content chunk; the usage."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=900)
+    payload = json.dumps({**body, "stream": True, "stream_options": {"include_usage": True}})
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/chat/completions", payload, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    if response.status != 200:
+        raise RuntimeError(f"HTTP {response.status}: {response.read()[:500]!r}")
+    first, times, usage = None, [], None
+    for line in response:
+        if not line.startswith(b"data: "):
+            continue
+        data = line[6:].strip()
+        if data == b"[DONE]":
+            break
+        chunk = json.loads(data)
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            now = time.perf_counter()
+            if choice.get("delta", {}).get("content"):
+                times.append(now)
+                first = first or now
+            elif choice.get("finish_reason"):
+                first = first or now
+    end = time.perf_counter()
+    conn.close()
+    return {"t0": t0, "first": first, "times": times, "usage": usage, "end": end}
+
+
+def health(url: str) -> dict:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request("GET", "/health")
+    data = json.loads(conn.getresponse().read())
+    conn.close()
+    return data
+
+
+class Served:
+    """One model of the live server, spoken to over HTTP as a client would."""
+
+    def __init__(self, url: str, model_id: str, folder: Path):
+        from transformers import AutoTokenizer
+
+        self.url = url
+        self.base = {"model": model_id, "temperature": 0, "logit_bias": {str(i): -100 for i in end_ids(folder)}}
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+
+    def load(self) -> dict:
+        """A one-token request naming the model: the whole request's wall time (the swap in
+        it) and the engine's own load time."""
+        r = chat(self.url, {**self.base, "messages": short(999), "max_tokens": 1})
+        status = health(self.url)
+        return {"request_s": r["end"] - r["t0"], "engine_load_s": status.get("load_seconds"),
+                "device": status.get("device"), "model_bytes": status.get("model_bytes")}
+
+    def decode(self, i: int, tokens: int) -> dict:
+        one = chat(self.url, {**self.base, "messages": short(2 * i), "max_tokens": 1})
+        r = chat(self.url, {**self.base, "messages": short(2 * i + 1), "max_tokens": tokens})
+        n = r["usage"]["completion_tokens"]
+        return {
+            "tokens": n, "chunks": len(r["times"]), "ttft": r["first"] - r["t0"],
+            "tps": (n - 1) / ((r["end"] - r["t0"]) - (one["end"] - one["t0"])),
+            "tps_between_chunks": (n - 1) / (r["times"][-1] - r["times"][0]) if len(r["times"]) > 1 else None,
+        }
+
+
+# --- one dtype, raw and server interleaved ---------------------------------------------------
+
+
+def measure_family(raw: Raw, served: Served, tag: str, tokens: int, reps: int, prompt_tokens: int) -> dict:
+    """Decode pairs alternate raw/server (order flipped each repetition) so that drift in the
+    machine's speed falls on both; then the long prompt, cold in both and as a follow-up turn
+    through the server's prefix cache."""
+    raw_runs, server_runs = [], []
+    for i in range(reps + 1):  # the first pair warms up
+        first, second = (raw, served) if i % 2 == 0 else (served, raw)
+        a, b = first.decode(i, tokens), second.decode(i, tokens)
+        if i:
+            r, s = (a, b) if first is raw else (b, a)
+            raw_runs.append(r)
+            server_runs.append(s)
+    raw_cold, cold, cached, cached_tokens = [], [], [], []
+    for i in range(4):  # the first warms the long-prompt kernels up
+        messages = long_messages(raw.tokenizer, prompt_tokens, f"{tag}-raw-{i}")
+        times = raw.run(messages, 1)
+        messages = long_messages(served.tokenizer, prompt_tokens, f"{tag}-server-{i}")
+        r = chat(served.url, {**served.base, "messages": messages, "max_tokens": 1})
+        follow = messages + [{"role": "assistant", "content": "Noted."},
+                             {"role": "user", "content": "Now list the ships."}]
+        r2 = chat(served.url, {**served.base, "messages": follow, "max_tokens": 1})
+        if i:
+            raw_cold.append(times[1] - times[0])
+            cold.append(r["first"] - r["t0"])
+            cached.append(r2["first"] - r2["t0"])
+            cached_tokens.append(r2["usage"]["prompt_tokens_details"]["cached_tokens"])
+    return {
+        "raw": {"load_s": raw.load_s, "decode_runs": raw_runs, "decode_tps": median([x["tps"] for x in raw_runs]),
+                "ttft_cold_runs": raw_cold, "ttft_cold_s": median(raw_cold)},
+        "server": {"decode_runs": server_runs, "decode_tps": median([x["tps"] for x in server_runs]),
+                   "long_prompt_tokens": r["usage"]["prompt_tokens"],
+                   "ttft_cold_runs": cold, "ttft_cold_s": median(cold),
+                   "ttft_cached_runs": cached, "ttft_cached_s": median(cached), "cached_tokens": cached_tokens},
+        "decode_ratio_runs": [s["tps"] / r["tps"] for r, s in zip(raw_runs, server_runs)],
+    }
+
+
+def measure_dtype(folders: dict[str, Path], dtype: str, tokens: int, reps: int, prompt_tokens: int) -> dict:
+    from tests.live import LiveServer
+
+    ids = {family: f"{family}-{dtype}" for family in folders}
+    models = {"models": [
+        {"id": ids[family], "source": {"path": str(folder)}, "backend": "vision", "capabilities": ["chat", "vision"]}
+        for family, folder in folders.items()
+    ]}
+    a, b = list(folders)
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = LiveServer(Path(tmp), models, env={
+            "MLX_SERVER_PROMPT_CACHE_BYTES": str(8 * 1024**3), "MLX_SERVER_LOG_BODY_CHARS": "2000",
+        }).start()
+        try:
+            served = {family: Served(server.url, ids[family], folders[family]) for family in folders}
+            out["first_load"] = served[a].load()
+            for family, swap in ((a, None), (b, f"swap_{a}_to_{b}")):
+                if swap:
+                    out[swap] = served[family].load()
+                raw = Raw(folders[family])
+                try:
+                    out[family] = measure_family(raw, served[family], f"{dtype}-{family}", tokens, reps, prompt_tokens)
+                finally:
+                    raw.close()
+                m = out[family]
+                print(f"{family}/{dtype}: raw {m['raw']['decode_tps']:.1f} server {m['server']['decode_tps']:.1f} "
+                      f"tok/s, ratios {[round(x, 3) for x in m['decode_ratio_runs']]}", flush=True)
+            out[f"swap_{b}_to_{a}"] = served[a].load()
+            out["health"] = health(server.url)
+        except Exception as exc:
+            traceback.print_exc()
+            out["error"] = repr(exc)
+        finally:
+            server.stop()
+            log = server.log_path.read_text() if server.log_path.exists() else ""
+            out["startup_log"] = [line for line in log.splitlines() if "device" in line.lower()][:3]
+            if "error" in out:
+                out["log_tail"] = log.splitlines()[-30:]
+    return out
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+def summarise(results: dict) -> list[dict]:
+    rows = []
+    for dtype in DTYPES:
+        measured = results.get("measured", {}).get(dtype, {})
+        for family in FAMILIES:
+            key = f"{family}/{dtype}"
+            model = results.get("models", {}).get(key)
+            if not (model and family in measured):
+                continue
+            raw, ours = measured[family]["raw"], measured[family]["server"]
+            other = next(f for f in FAMILIES if f != family)
+            swap = measured.get(f"swap_{other}_to_{family}", {})
+            nbytes = model["weight_bytes"]["total"]
+            floor = HBM_BYTES_PER_S / nbytes
+            ratios = measured[family]["decode_ratio_runs"]
+            rows.append({
+                "model": key, "weight_gb": round(nbytes / 1e9, 2),
+                "raw_tps": round(raw["decode_tps"], 1), "server_tps": round(ours["decode_tps"], 1),
+                "decode_ratio": round(ours["decode_tps"] / raw["decode_tps"], 3),
+                "decode_ratio_pairs": [round(x, 3) for x in ratios],
+                "prompt_tokens": ours["long_prompt_tokens"],
+                "raw_ttft_cold_s": round(raw["ttft_cold_s"], 3),
+                "server_ttft_cold_s": round(ours["ttft_cold_s"], 3),
+                "server_ttft_cached_s": round(ours["ttft_cached_s"], 3),
+                "cached_tokens": ours["cached_tokens"],
+                "raw_load_s": round(raw["load_s"], 2),
+                "swap_request_s": round(swap["request_s"], 2) if swap else None,
+                "swap_engine_load_s": swap.get("engine_load_s"),
+                "swap_over_raw_load": round(swap["request_s"] / raw["load_s"], 2) if swap else None,
+                "bandwidth_floor_tps": round(floor, 1),
+                "fraction_of_floor": round(ours["decode_tps"] / floor, 3),
+                "raw_fraction_of_floor": round(raw["decode_tps"] / floor, 3),
+            })
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models-dir", type=Path, default=Path("var/gpu-models"))
+    parser.add_argument("--tokenizer-from", type=Path, default=None)
+    parser.add_argument("--size", default="4b")
+    parser.add_argument("--dtypes", default="4bit,bf16")
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--prompt-tokens", type=int, default=8192)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/gpu.json"))
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlxsite.settings")
+    results = load_results(args.out)
+    results.setdefault("device", device_info())
+    results["settings"] = {"size": args.size, "tokens": args.tokens, "reps": args.reps,
+                           "prompt_tokens": args.prompt_tokens, "hbm_bytes_per_s": HBM_BYTES_PER_S}
+    save_results(args.out, results)
+    print(results["device"], flush=True)
+    for dtype in args.dtypes.split(","):
+        folders = build(args.models_dir, args.tokenizer_from, args.size, dtype, results)
+        save_results(args.out, results)
+        if "error" in results.setdefault("measured", {}).get(dtype, {"error": "not run"}):
+            started = time.perf_counter()
+            results["measured"][dtype] = measure_dtype(folders, dtype, args.tokens, args.reps, args.prompt_tokens)
+            print(f"{dtype}: measured in {time.perf_counter() - started:.0f}s", flush=True)
+        results["table"] = summarise(results)
+        save_results(args.out, results)
+    for row in results["table"]:
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -55,3 +55,21 @@ def gemma3_bf16_dir(gemma3_gguf: Path) -> Path:
 def tiny_ggufs(smollm2_gguf: Path, gemma3_gguf: Path) -> Callable[[str], Path]:
     """arch -> the tiny random GGUF of that architecture (generated once into var/test-cache/tiny-gguf)."""
     return lambda arch: tiny_gguf(arch, TEST_CACHE / "tiny-gguf", smollm2_gguf=smollm2_gguf, gemma_gguf=gemma3_gguf)
+
+
+def _fixture(name: str) -> Path:
+    from registry.fixtures import build_fixture
+
+    return build_fixture(name, TEST_CACHE / "models" / name, cache_dir=TEST_CACHE / "downloads")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir() -> Path:
+    """The random-weight Gemma 3 vision fixture (its tokenizer is cut from Gemma 3 270M's GGUF)."""
+    return _fixture("tiny-gemma3-vision")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl_dir() -> Path:
+    """The random-weight Qwen3-VL fixture (SmolLM2's BPE plus Qwen's vision tokens)."""
+    return _fixture("tiny-qwen3-vl")

@@ -16,6 +16,7 @@ class Row:
     unit: str = ""
     goal: str = ""  # ">= 0.97", "<= 1.0" or "" (reported, no goal)
     note: str = ""
+    section: str = ""  # which part of the run measured it
 
     @property
     def ratio(self) -> float | None:
@@ -29,6 +30,10 @@ class Row:
             return None
         op, bound = self.goal.split()
         return self.ratio >= float(bound) if op == ">=" else self.ratio <= float(bound)
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "Row":
+        return cls(**{k: fields[k] for k in cls.__dataclass_fields__ if k in fields})
 
     def as_dict(self) -> dict:
         return {**asdict(self), "ratio": self.ratio, "met": self.met}

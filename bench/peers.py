@@ -244,8 +244,12 @@ def save(out: Path, info: dict, args: argparse.Namespace, rows: list[Row], data:
     """Write json, md and png for what is measured so far (a run cut short keeps its
     finished sections) and return the table."""
     info["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
-    shown = rows + [Row(f"section {name}", note="not reached in this run") for name in pending]
-    busy = max(info["load_avg_start"][0], info["load_avg_end"][0]) > (os.cpu_count() or 1)
+    order = {name: i for i, name in enumerate(SECTIONS)}
+    shown = sorted(rows, key=lambda r: order.get(r.section, 0))
+    shown += [Row(f"section {name}", note="not reached in this run", section=name) for name in pending]
+    loads = [info["load_avg_start"][0], info["load_avg_end"][0]]
+    loads += [x for d in data.values() for x in (d.get("measured", {}).get("load_avg_end", [0])[0],)]
+    busy = max(loads) > 2  # the load the figures were taken under, on this 2-core machine
     title = (f"mlx-server vs peers, SmolLM2-135M bf16, {args.tokens} tokens, median of {args.reps} "
              f"(concurrency {args.conc_reps}, prefix cache {args.prefix_reps})\n"
              f"{info['machine']}, mlx {info['versions']['mlx']}, mlx-lm {info['versions']['mlx_lm']}\n"
@@ -257,7 +261,9 @@ def save(out: Path, info: dict, args: argparse.Namespace, rows: list[Row], data:
     out.write_text(json.dumps(result, indent=2))
     chart(shown, title, out.with_suffix(".png"))
     text = table(shown)
-    out.with_suffix(".md").write_text(f"{title}\n\nversions: {info['versions']}\n\n{text}\n")
+    when = "\n".join(f"- {name}: measured {d['measured']['utc']}, load average {d['measured']['load_avg_start'][0]}"
+                     f" -> {d['measured']['load_avg_end'][0]}" for name, d in data.items() if "measured" in d)
+    out.with_suffix(".md").write_text(f"{title}\n\nversions: {info['versions']}\n\n{when}\n\n{text}\n")
     return text
 
 
@@ -270,6 +276,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=Path("bench/results/peers.json"))
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the sections not in --only from the existing --out (each says when it ran)")
     args = parser.parse_args()
     args.conc_reps = args.conc_reps or args.reps
     args.prefix_reps = args.prefix_reps or args.reps
@@ -281,6 +289,11 @@ def main() -> None:
     rows: list[Row] = []
     data: dict = {}
     ban: dict = {}
+    if args.keep and args.out.exists():
+        earlier = json.loads(args.out.read_text())
+        kept = [name for name in earlier["data"] if name in SECTIONS and name not in only]
+        data.update({name: earlier["data"][name] for name in kept})
+        rows += [Row.from_dict(r) for r in earlier["rows"] if r.get("section") in kept]
 
     def run_overhead() -> tuple[list[Row], dict]:
         found, measured, end = overhead(bf16, args.tokens, args.reps)
@@ -298,7 +311,12 @@ def main() -> None:
     text = ""
     for i, name in enumerate(only):
         print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
+        when = {"utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
         found, data[name] = steps[name]()
+        data[name]["measured"] = {**when, "load_avg_end": [round(x, 2) for x in os.getloadavg()]}
+        for row in found:
+            row.section = name
         rows += found
         text = save(args.out, info, args, rows, data, only[i + 1:])
     print(f"[{time.strftime('%H:%M:%S')}] done, load average {info['load_avg_end']}")

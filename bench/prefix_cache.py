@@ -37,7 +37,7 @@ def ttft(client, messages) -> tuple[float, int, int]:
     ):
         if chunk.usage:
             usage = chunk.usage
-        elif first is None and chunk.choices and chunk.choices[0].delta.content is not None:
+        elif first is None and chunk.choices and chunk.choices[0].delta.content:  # not the role chunk
             first = time.perf_counter() - started
     return first, usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens
 

@@ -13,7 +13,7 @@ from tests.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 
-GREEDY = {"temperature": 0, "max_tokens": 24}
+GREEDY = {"temperature": 0, "max_tokens": 12}
 QUESTION = [{"role": "user", "content": "Write one sentence about the sea."}]
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city.",

@@ -54,7 +54,7 @@ def run(name: str, folder: Path, uri: str, reps: int, tokens: int) -> dict:
         prompt = model.render_prompt(
             [{"role": "user", "content": [{"type": "text", "text": "Describe it."}, part]}], None)
         t2 = time.perf_counter()
-        steps = model.generate(prompt, 0, model.new_cache(), params, tokens)
+        steps = model.generate(prompt, 0, model.new_cache(len(prompt.tokens) + tokens), params, tokens)
         next(steps)
         t3 = time.perf_counter()
         n = 1 + sum(1 for _ in steps)

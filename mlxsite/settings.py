@@ -143,6 +143,9 @@ MLX_SERVER_DEFAULT_MAX_TOKENS = env_int("MLX_SERVER_DEFAULT_MAX_TOKENS", 2048)
 MLX_SERVER_PROMPT_CACHE = env_bool("MLX_SERVER_PROMPT_CACHE", True)
 MLX_SERVER_PROMPT_CACHE_ENTRIES = env_int("MLX_SERVER_PROMPT_CACHE_ENTRIES", 16)
 MLX_SERVER_PROMPT_CACHE_BYTES = env_int("MLX_SERVER_PROMPT_CACHE_BYTES", 2 * 1024**3)
+# Up to this many tokens (prompt + max_tokens), sliding-window layers (Gemma 3) keep every token
+# so later turns can reuse them; past it they keep only their window (no reuse past it).
+MLX_SERVER_PROMPT_CACHE_FULL_KV_TOKENS = env_int("MLX_SERVER_PROMPT_CACHE_FULL_KV_TOKENS", 8192)
 # Prompt tokens prefilled per step: bounds the memory a long prompt takes.
 MLX_SERVER_PREFILL_STEP = env_int("MLX_SERVER_PREFILL_STEP", 2048)
 # Requests that may wait behind the one being generated; beyond it, 429 with Retry-After (0: no bound).

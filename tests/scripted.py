@@ -38,7 +38,7 @@ class ScriptedModel:
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
         return True
 
-    def new_cache(self):
+    def new_cache(self, tokens: int):
         return [ScriptedCache()]
 
     def generate(self, prompt: Prompt, start: int, cache, params: SamplingParams, max_tokens: int):

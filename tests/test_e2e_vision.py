@@ -290,3 +290,17 @@ def test_a_follow_up_turn_reuses_the_cached_image_prefix(client, model):
     # Another picture at the same place shares no prefix with it.
     other = [*ask(data_uri(image_bytes("stripes"))), *follow_up[1:]]
     assert greedy(client, model, other).usage.prompt_tokens_details.cached_tokens == 0
+
+
+def test_a_gemma_turn_past_the_sliding_window_reuses_the_cache(client):
+    """Gemma 3's sliding-window layers keep every token up to
+    MLX_SERVER_PROMPT_CACHE_FULL_KV_TOKENS, so a conversation past the window (512 tokens on
+    the fixture) still reuses its prefix."""
+    image = data_uri(image_bytes("red"))
+    long_text = "Describe every ship in the harbour, one by one, with its flag. " * 50
+    first = greedy(client, "tiny-gemma3-vision", ask(image, text=long_text))
+    assert first.usage.prompt_tokens > 512
+    follow_up = [*ask(image, text=long_text), {"role": "assistant", "content": first.choices[0].message.content},
+                 {"role": "user", "content": "Which one is the oldest?"}]
+    second = greedy(client, "tiny-gemma3-vision", follow_up)
+    assert first.usage.prompt_tokens <= second.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens

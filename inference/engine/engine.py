@@ -323,7 +323,7 @@ class Engine:
         cache, rest = store.fetch(key, prompt.tokens) if store is not None else (None, prompt.tokens)
         cached = n_prompt - len(rest)
         if cache is None or not model.accepts_cached_prefix(prompt, cached):
-            cache, cached = model.new_cache(), 0
+            cache, cached = model.new_cache(n_prompt + max_tokens), 0
         job.emit(Started(n_prompt, max_tokens, cached))
         self._state = "generating"
         stops = StopFilter(params.stop)

@@ -42,8 +42,9 @@ class LoadedModel(Protocol):
         """Whether a KV cache of prompt.tokens[:start] can be continued (a vision model says
         no when an image token lies past it)."""
 
-    def new_cache(self) -> list[Any]:
-        """An empty KV cache for this model (mlx-lm's per-layer cache objects)."""
+    def new_cache(self, tokens: int) -> list[Any]:
+        """An empty KV cache for this model (mlx-lm's per-layer cache objects) for a request
+        that may reach `tokens` tokens (prompt + max_tokens)."""
 
     def generate(
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int

@@ -9,7 +9,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm import load as mlx_lm_load
 from mlx_lm.generate import generate_step, wired_limit
-from mlx_lm.models.cache import make_prompt_cache
+from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
 from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
 from registry.locate import context_length
@@ -21,6 +21,7 @@ from ...tools.base import prepare_prompt
 from ..messages import to_template_messages
 from ..types import ModelLoadError, SamplingParams
 from .base import Prompt, Step
+from .kv import reusable_cache
 
 
 def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | None = None) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | Non
 
 
 class TextModel:
-    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048):
+    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0):
         self.spec = spec
         try:
             self.model, self.tokenizer = mlx_lm_load(str(path))
@@ -49,6 +50,7 @@ class TextModel:
         self.context_length = context_length(spec, path)
         self.nbytes = sum(v.nbytes for _, v in tree_flatten(self.model.parameters()))
         self.prefill_step = prefill_step
+        self.full_kv_tokens = full_kv_tokens
         self.tool_format = get_tool_format(spec.tool_format)
         self.grammars = Grammars(self.tokenizer._tokenizer, self.tokenizer.eos_token_ids)
 
@@ -69,8 +71,9 @@ class TextModel:
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
         return True  # text: any prefix of the tokens is a valid state
 
-    def new_cache(self) -> list[Any]:
-        return make_prompt_cache(self.model)
+    def new_cache(self, tokens: int) -> list[Any]:
+        return reusable_cache(make_prompt_cache(self.model), getattr(self.model, "model_type", ""), tokens,
+                              self.full_kv_tokens, RotatingKVCache, KVCache)
 
     def generate(
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int

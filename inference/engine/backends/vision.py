@@ -30,6 +30,7 @@ from ...tools.base import prepare_prompt
 from ..messages import to_vision_messages
 from ..types import InvalidImage, ModelLoadError, SamplingParams
 from .base import Prompt, Step
+from .kv import reusable_cache
 from .text import sampling_of
 
 # What the processor returns beside the tokens that the model needs again at prefill.
@@ -51,7 +52,7 @@ def _resolve(part: dict[str, Any], where: str) -> Any:
 
 
 class VisionModel:
-    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048):
+    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0):
         from mlx_vlm import load as mlx_vlm_load
 
         self.spec = spec
@@ -65,6 +66,7 @@ class VisionModel:
         self.context_length = context_length(spec, path)
         self.nbytes = sum(v.nbytes for _, v in tree_flatten(self.model.parameters()))
         self.prefill_step = prefill_step
+        self.full_kv_tokens = full_kv_tokens
         self.tool_format = get_tool_format(spec.tool_format)
         self.media_tokens = {
             t for t in (getattr(config, "image_token_index", None), getattr(config, "image_token_id", None),
@@ -119,10 +121,11 @@ class VisionModel:
         must lie inside it (the rest is then plain text)."""
         return prompt.inputs.get("last_media_position", -1) < start
 
-    def new_cache(self) -> list[Any]:
-        from mlx_vlm.models.cache import make_prompt_cache
+    def new_cache(self, tokens: int) -> list[Any]:
+        from mlx_vlm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
 
-        return make_prompt_cache(self.model.language_model)
+        return reusable_cache(make_prompt_cache(self.model.language_model), self.model_type, tokens,
+                              self.full_kv_tokens, RotatingKVCache, KVCache)
 
     # --- generation -------------------------------------------------------------------------
 
@@ -148,7 +151,7 @@ class VisionModel:
         from mlx_vlm.generate import generate_step, generation_stream, wired_limit
 
         if start and not self.accepts_cached_prefix(prompt, start):
-            cache[:] = self.new_cache()  # the engine asks first; this only guards direct callers
+            cache[:] = self.new_cache(len(prompt.tokens) + max_tokens)  # the engine asks first; this only guards direct callers
             start = 0
         lm = self.model.language_model
         for attr in ("_position_ids", "_rope_deltas"):  # MRoPE state of an earlier request

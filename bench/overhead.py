@@ -25,27 +25,30 @@ def end_ids(tokenizer) -> list[int]:
     return sorted(i for i in ids if isinstance(i, int) and i >= 0)
 
 
-def raw_runs(model_dir: Path, tokens: int, reps: int) -> dict:
-    import mlx.core as mx
-    from mlx_lm import load, stream_generate
-    from mlx_lm.sample_utils import make_logits_processors, make_sampler
+class RawMlxLm:
+    """The baseline: `mlx_lm.stream_generate` in this process on the same folder and prompt,
+    with the same greedy sampler and end-of-sequence ban as the server requests."""
 
-    started = time.perf_counter()
-    model, tokenizer = load(str(model_dir))
-    load_s = time.perf_counter() - started
-    prompt = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True)
-    ban = make_logits_processors(logit_bias={i: -1e9 for i in end_ids(tokenizer)})
-    runs = []
-    for _ in range(reps + 1):  # the first run warms up
+    def __init__(self, model_dir: Path):
+        from mlx_lm import load
+        from mlx_lm.sample_utils import make_logits_processors
+
+        started = time.perf_counter()
+        self.model, self.tokenizer = load(str(model_dir))
+        self.load_s = time.perf_counter() - started
+        self.prompt = self.tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True)
+        self.ban = {str(i): -100 for i in end_ids(self.tokenizer)}
+        self._processors = make_logits_processors(logit_bias={i: -100.0 for i in end_ids(self.tokenizer)})
+
+    def run(self, tokens: int) -> dict:
+        from mlx_lm import stream_generate
+        from mlx_lm.sample_utils import make_sampler
+
         t0 = time.perf_counter()
-        times = []
-        for _r in stream_generate(model, tokenizer, prompt, max_tokens=tokens,
-                                  sampler=make_sampler(0.0), logits_processors=ban):
-            times.append(time.perf_counter())
-        runs.append({"ttft": times[0] - t0, "tps": (len(times) - 1) / (times[-1] - times[0])})
-    del model
-    mx.clear_cache()
-    return {"load_s": load_s, "runs": runs[1:], "ban": {str(i): -100 for i in end_ids(tokenizer)}}
+        times = [time.perf_counter() for _ in stream_generate(
+            self.model, self.tokenizer, self.prompt, max_tokens=tokens, sampler=make_sampler(0.0),
+            logits_processors=self._processors)]
+        return {"ttft": times[0] - t0, "tps": (len(times) - 1) / (times[-1] - times[0]), "tokens": len(times)}
 
 
 def stream_once(client, model: str, tokens: int, ban: dict, messages: list[dict] = PROMPT) -> dict:
@@ -66,20 +69,27 @@ def stream_once(client, model: str, tokens: int, ban: dict, messages: list[dict]
             "wall": times[-1] - t0}
 
 
-def server_runs(model_dir: Path, tokens: int, reps: int, ban: dict) -> dict:
+def interleaved_runs(model_dir: Path, tokens: int, reps: int) -> dict:
+    """Raw mlx-lm and our server (prompt cache off, so both prefill the same prompt), one run
+    each per round after a warm-up of both, so a change in the machine's load hits both alike."""
     from openai import OpenAI
 
     from tests.live import LiveServer
 
+    raw = RawMlxLm(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        server = LiveServer(Path(tmp), {"models": [{"id": "m", "source": {"path": str(model_dir)}}]}).start()
+        server = LiveServer(Path(tmp), {"models": [{"id": "m", "source": {"path": str(model_dir)}}]},
+                            {"MLX_SERVER_PROMPT_CACHE": "0"}).start()
         try:
             client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=600)
-            runs = [stream_once(client, "m", tokens, ban) for _ in range(reps + 1)]  # the first warms up
+            raw.run(tokens), stream_once(client, "m", tokens, raw.ban)  # warm-up
+            rounds = [(raw.run(tokens), stream_once(client, "m", tokens, raw.ban)) for _ in range(reps)]
             load_s = server.health()["load_seconds"]
         finally:
             server.stop()
-    return {"load_s": load_s, "runs": runs[1:]}
+    return {"raw": {"load_s": raw.load_s, "runs": [r for r, _ in rounds]},
+            "server": {"load_s": load_s, "runs": [s for _, s in rounds]},
+            "ban": raw.ban}
 
 
 def default_model_dir() -> Path:
@@ -116,8 +126,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/overhead.json"))
     args = parser.parse_args()
     model_dir = args.model_dir or default_model_dir()
-    raw = raw_runs(model_dir, args.tokens, args.reps)
-    ours = server_runs(model_dir, args.tokens, args.reps, raw.pop("ban"))
+    runs = interleaved_runs(model_dir, args.tokens, args.reps)
+    raw, ours = runs["raw"], runs["server"]
     info = machine_info()
     result = {
         **info,

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.overhead import end_ids, machine_info, median, raw_runs, server_runs, stream_once
+from bench.overhead import end_ids, interleaved_runs, machine_info, median, stream_once
 from bench.peer_report import Row, chart, table
 from bench.peer_servers import PeerServer, llama_cpp_missing, llama_cpp_server, mlx_lm_server, version_of
 
@@ -57,7 +57,7 @@ def smollm2_gguf() -> Path:
 
 
 def ban_of(model_dir: Path) -> dict[str, int]:
-    """logit_bias that bans the end tokens (what raw_runs returns, without loading weights)."""
+    """logit_bias that bans the end tokens (what RawMlxLm bans, without loading weights)."""
     from mlx_lm.utils import load_tokenizer
 
     return {str(i): -100 for i in end_ids(load_tokenizer(model_dir))}
@@ -82,9 +82,8 @@ def our_server(tmp: Path, models: dict[str, Path], env: dict[str, str] | None = 
 
 def overhead(model_dir: Path, tokens: int, reps: int) -> tuple[list[Row], dict, dict]:
     """bench.overhead's two measurements; returns the ban (end tokens) for the other sections."""
-    raw = raw_runs(model_dir, tokens, reps)
-    ban = raw.pop("ban")
-    ours = server_runs(model_dir, tokens, reps, ban)
+    runs = interleaved_runs(model_dir, tokens, reps)
+    raw, ours, ban = runs["raw"], runs["server"], runs["ban"]
     rows = [
         Row("decode tok/s: our server / raw mlx-lm", median(ours["runs"], "tps"), median(raw["runs"], "tps"),
             "tok/s", ">= 0.97"),
@@ -186,27 +185,42 @@ def raw_loads(model_dir: Path, reps: int) -> list[float]:
 
 
 def swap(a_dir: Path, b_dir: Path, reps: int) -> tuple[list[Row], dict]:
-    """A one-token request for B while A is resident, against a raw load of B."""
+    """A one-token request for B while A is resident, against a raw load of B. The request
+    also prefills its prompt (seconds on this CPU, milliseconds on a GPU), so the same request
+    on B already resident is timed right after it (prompt cache off: both prefill alike) and
+    the difference is what the swap itself cost."""
     raw = raw_loads(b_dir, reps)
     hello = [{"role": "user", "content": "Hi"}]
-    swaps, reported = [], []
+    swaps, resident, reported = [], [], []
+
+    def timed(client: "OpenAI", model: str) -> float:
+        started = time.perf_counter()
+        client.chat.completions.create(model=model, messages=hello, max_tokens=1, temperature=0)
+        return time.perf_counter() - started
+
     with tempfile.TemporaryDirectory() as tmp:
-        server = our_server(Path(tmp), {"a": a_dir, "b": b_dir})
+        server = our_server(Path(tmp), {"a": a_dir, "b": b_dir}, {"MLX_SERVER_PROMPT_CACHE": "0"})
         try:
             client = client_of(server.url)
-            for _ in range(reps + 1):
-                client.chat.completions.create(model="a", messages=hello, max_tokens=1, temperature=0)
-                started = time.perf_counter()
-                client.chat.completions.create(model="b", messages=hello, max_tokens=1, temperature=0)
-                swaps.append(time.perf_counter() - started)
+            for _ in range(reps + 1):  # the first round warms up
+                timed(client, "a")
+                swaps.append(timed(client, "b"))
                 reported.append(server.health()["load_seconds"])
+                resident.append(timed(client, "b"))
         finally:
             server.stop()
-    rows = [Row("swap A->B: request / raw mlx-lm load of B", statistics.median(swaps[1:]),
-                statistics.median(raw), "s", "<= 1.2", f"A {a_dir.name}, B {b_dir.name}"),
-            Row("swap A->B: server's load_seconds / raw load of B", statistics.median(reported[1:]),
-                statistics.median(raw), "s", note="the load alone, without unload and the request")]
-    return rows, {"raw_load_s": raw, "swap_request_s": swaps[1:], "server_load_s": reported[1:]}
+    swaps, resident, reported = swaps[1:], resident[1:], reported[1:]
+    added = [s - r for s, r in zip(swaps, resident)]
+    load = statistics.median(raw)
+    rows = [Row("swap A->B: what the swap adds to a request / raw mlx-lm load of B", statistics.median(added),
+                load, "s", "<= 1.2", "swapping request minus the same request with B resident"),
+            Row("swap A->B: server's load_seconds / raw load of B", statistics.median(reported), load, "s",
+                note="the load alone, without unload and the request"),
+            Row("swap A->B: whole request / raw load of B", statistics.median(swaps), load, "s",
+                note=f"includes the request's own prefill and token ({statistics.median(resident):.2f} s "
+                     f"with B resident): A {a_dir.name}, B {b_dir.name}")]
+    return rows, {"raw_load_s": raw, "swap_request_s": swaps, "resident_request_s": resident,
+                  "server_load_s": reported}
 
 
 # --- 5a. prefix cache -----------------------------------------------------------------------

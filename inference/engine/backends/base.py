@@ -1,12 +1,18 @@
 """What the engine needs from a loaded model, whichever library runs it."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol
+from pathlib import Path
+from typing import Any, Callable, Container, Iterator, Protocol
 
+from mlx.utils import tree_flatten
+
+from registry.locate import context_length
 from registry.specs import ModelSpec
 
-from ..types import SamplingParams
+from ...tools import get_tool_format
+from ..types import ModelLoadError, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -52,3 +58,50 @@ class LoadedModel(Protocol):
         """Prefill prompt.tokens[start:] (`cache` holds the first `start`), then yield steps
         until end of sequence or max_tokens; `cache` is updated in place; the caller may
         stop early."""
+
+
+class MlxBackend:
+    """What both backends set up alike around their library's `load`."""
+
+    def __init__(self, spec: ModelSpec, path: Path, load: Callable[[str], tuple[Any, Any]], *,
+                 prefill_step: int, full_kv_tokens: int):
+        """`load(path)` gives (model, tokenizer or processor), kept as `model` and `loaded`."""
+        self.spec = spec
+        try:
+            self.model, self.loaded = load(str(path))
+        except Exception as exc:  # missing/corrupt files, unknown architecture
+            raise ModelLoadError(f"could not load {spec.id} from {path}: {exc}") from exc
+        self.context_length = context_length(spec, path)
+        self.nbytes = sum(v.nbytes for _, v in tree_flatten(self.model.parameters()))
+        self.prefill_step = prefill_step
+        self.full_kv_tokens = full_kv_tokens
+        self.tool_format = get_tool_format(spec.tool_format)
+
+
+def steps_of(generated: Iterator[tuple[Any, Any]], detokenizer: Any, end_tokens: Container[int],
+             max_tokens: int, prefilled: int) -> Iterator[Step]:
+    """A library's `generate_step` pairs (token, logprobs) as Steps: each token's text through
+    the streaming detokenizer, the finish reason on the last, prefill and decode rates.
+    `prefilled`: prompt tokens the first step had to prefill. Closes `generated` at the end."""
+    detokenizer.reset()
+    started = time.perf_counter()
+    first = None
+    try:
+        for n, (token, _) in enumerate(generated, start=1):
+            token = int(token)
+            now = time.perf_counter()
+            if first is None:
+                first = now
+            prompt_tps = prefilled / max(first - started, 1e-9)
+            generation_tps = (n - 1) / (now - first) if n > 1 else 0.0
+            if token in end_tokens:
+                detokenizer.finalize()
+                yield Step(detokenizer.last_segment, token, n, "stop", prompt_tps, generation_tps)
+                return
+            detokenizer.add_token(token)
+            last = n == max_tokens
+            if last:
+                detokenizer.finalize()
+            yield Step(detokenizer.last_segment, token, n, "length" if last else None, prompt_tps, generation_tps)
+    finally:
+        generated.close()

@@ -1,26 +1,22 @@
 """Text models through mlx-lm: load, chat template, generate_step with a prompt cache."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
 from mlx_lm import load as mlx_lm_load
 from mlx_lm.generate import generate_step, wired_limit
 from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
 from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
-from registry.locate import context_length
 from registry.specs import ModelSpec
 
 from ...constraints import GrammarLogitsProcessor, Grammars
-from ...tools import get_tool_format
 from ...tools.base import prepare_prompt
 from ..messages import to_template_messages
-from ..types import ModelLoadError, SamplingParams
-from .base import Prompt, Step
+from ..types import SamplingParams
+from .base import MlxBackend, Prompt, Step, steps_of
 from .kv import reusable_cache
 
 
@@ -40,18 +36,10 @@ def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | Non
     }
 
 
-class TextModel:
+class TextModel(MlxBackend):
     def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0):
-        self.spec = spec
-        try:
-            self.model, self.tokenizer = mlx_lm_load(str(path))
-        except Exception as exc:  # missing/corrupt files, unknown architecture
-            raise ModelLoadError(f"could not load {spec.id} from {path}: {exc}") from exc
-        self.context_length = context_length(spec, path)
-        self.nbytes = sum(v.nbytes for _, v in tree_flatten(self.model.parameters()))
-        self.prefill_step = prefill_step
-        self.full_kv_tokens = full_kv_tokens
-        self.tool_format = get_tool_format(spec.tool_format)
+        super().__init__(spec, path, mlx_lm_load, prefill_step=prefill_step, full_kv_tokens=full_kv_tokens)
+        self.tokenizer = self.loaded
         self.grammars = Grammars(self.tokenizer._tokenizer, self.tokenizer.eos_token_ids)
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
@@ -82,30 +70,12 @@ class TextModel:
         rest = prompt.tokens[start:]
         if params.seed is not None:
             mx.random.seed(params.seed)
-        detokenizer = self.tokenizer.detokenizer
-        detokenizer.reset()
-        end_tokens = self.tokenizer.eos_token_ids
-        started = time.perf_counter()
-        first = None
         with wired_limit(self.model):
-            steps = generate_step(
-                mx.array(rest), self.model, max_tokens=max_tokens, prompt_cache=cache,
-                prefill_step_size=self.prefill_step,
-                **sampling_of(params, self.grammars.processor(params.grammar)),
+            yield from steps_of(
+                generate_step(
+                    mx.array(rest), self.model, max_tokens=max_tokens, prompt_cache=cache,
+                    prefill_step_size=self.prefill_step,
+                    **sampling_of(params, self.grammars.processor(params.grammar)),
+                ),
+                self.tokenizer.detokenizer, self.tokenizer.eos_token_ids, max_tokens, len(rest),
             )
-            for n, (token, _) in enumerate(steps, start=1):
-                now = time.perf_counter()
-                if first is None:
-                    first = now
-                prompt_tps = len(rest) / max(first - started, 1e-9)
-                generation_tps = (n - 1) / (now - first) if n > 1 else 0.0
-                if token in end_tokens:
-                    detokenizer.finalize()
-                    yield Step(detokenizer.last_segment, token, n, "stop", prompt_tps, generation_tps)
-                    return
-                detokenizer.add_token(token)
-                last = n == max_tokens
-                if last:
-                    detokenizer.finalize()
-                yield Step(detokenizer.last_segment, token, n, "length" if last else None,
-                           prompt_tps, generation_tps)

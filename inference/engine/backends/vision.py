@@ -14,22 +14,18 @@ over the whole prompt, so a prefix that ends before or inside an image is not wo
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
 
-from registry.locate import context_length
 from registry.specs import ModelSpec
 
 from ...constraints import Grammars
-from ...tools import get_tool_format
 from ...tools.base import prepare_prompt
 from ..messages import to_vision_messages
-from ..types import InvalidImage, ModelLoadError, SamplingParams
-from .base import Prompt, Step
+from ..types import InvalidImage, SamplingParams
+from .base import MlxBackend, Prompt, Step, steps_of
 from .kv import reusable_cache
 from .text import sampling_of
 
@@ -51,23 +47,15 @@ def _resolve(part: dict[str, Any], where: str) -> Any:
     return load_part(part, where, limits)
 
 
-class VisionModel:
+class VisionModel(MlxBackend):
     def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0):
         from mlx_vlm import load as mlx_vlm_load
 
-        self.spec = spec
-        try:
-            self.model, self.processor = mlx_vlm_load(str(path))
-        except Exception as exc:  # missing/corrupt files, unknown architecture
-            raise ModelLoadError(f"could not load {spec.id} from {path}: {exc}") from exc
+        super().__init__(spec, path, mlx_vlm_load, prefill_step=prefill_step, full_kv_tokens=full_kv_tokens)
+        self.processor = self.loaded
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         config = self.model.config
         self.model_type = config.model_type
-        self.context_length = context_length(spec, path)
-        self.nbytes = sum(v.nbytes for _, v in tree_flatten(self.model.parameters()))
-        self.prefill_step = prefill_step
-        self.full_kv_tokens = full_kv_tokens
-        self.tool_format = get_tool_format(spec.tool_format)
         self.media_tokens = {
             t for t in (getattr(config, "image_token_index", None), getattr(config, "image_token_id", None),
                         getattr(config, "video_token_index", None), getattr(config, "video_token_id", None))
@@ -167,35 +155,15 @@ class VisionModel:
             kwargs.update(self._positions_for_prefix(prompt))
         if params.seed is not None:
             mx.random.seed(params.seed)
-        detokenizer = self.processor.detokenizer
-        detokenizer.reset()
-        started = time.perf_counter()
-        first = None
         with wired_limit(self.model, [generation_stream]):
-            steps = generate_step(
-                mx.array([rest]), self.model, pixel_values, mask, max_tokens=max_tokens,
-                prompt_cache=cache, prefill_step_size=self.prefill_step,
-                **sampling_of(params, self.grammars.processor(params.grammar)), **kwargs,
+            yield from steps_of(
+                generate_step(
+                    mx.array([rest]), self.model, pixel_values, mask, max_tokens=max_tokens,
+                    prompt_cache=cache, prefill_step_size=self.prefill_step,
+                    **sampling_of(params, self.grammars.processor(params.grammar)), **kwargs,
+                ),
+                self.processor.detokenizer, self.end_tokens, max_tokens, len(rest),
             )
-            try:
-                for n, (token, _) in enumerate(steps, start=1):
-                    now = time.perf_counter()
-                    if first is None:
-                        first = now
-                    prompt_tps = len(rest) / max(first - started, 1e-9)
-                    generation_tps = (n - 1) / (now - first) if n > 1 else 0.0
-                    if token in self.end_tokens:
-                        detokenizer.finalize()
-                        yield Step(detokenizer.last_segment, token, n, "stop", prompt_tps, generation_tps)
-                        return
-                    detokenizer.add_token(token)
-                    last = n == max_tokens
-                    if last:
-                        detokenizer.finalize()
-                    yield Step(detokenizer.last_segment, token, n, "length" if last else None,
-                               prompt_tps, generation_tps)
-            finally:
-                steps.close()
 
 
 def _image_places(messages: list[dict[str, Any]]) -> Iterator[str]:

@@ -73,10 +73,11 @@ def llama_cpp_missing() -> str | None:
 
 def llama_cpp_server(gguf: Path, log_dir: Path, context: int = 2048) -> PeerServer:
     """llama-cpp-python's server on the GGUF the MLX folder was imported from, with every core
-    (its default is half of them)."""
+    (its default is half of them), and without its default of cutting a running request off
+    when the next one arrives (concurrent clients then queue, as they do on ours)."""
     return PeerServer("llama.cpp", ["-m", "llama_cpp.server", "--model", str(gguf), "--port", "{port}",
                                     "--n_ctx", str(context), "--n_threads", str(os.cpu_count() or 1),
-                                    "--model_alias", "m"],
+                                    "--model_alias", "m", "--interrupt_requests", "False"],
                       "m", log_dir / "llama_cpp_server.log")
 
 

@@ -126,6 +126,7 @@ class Batch:
             logits_processors=[[_guarded(seq, p) for p in sampling["logits_processors"]]],
         )
         self.seqs[uid] = seq
+        self.engine.batch_peak = max(self.engine.batch_peak, len(self.seqs))
         job.emit(Started(len(prompt.tokens), prepared.max_tokens, cached))
 
     # --- decoding --------------------------------------------------------------------

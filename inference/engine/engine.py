@@ -152,6 +152,7 @@ class Engine:
         self._start_lock = threading.Lock()
         self.started_at = time.time()
         self.swaps = 0
+        self.batch_peak = 0  # most requests decoded together so far (batch.py)
 
     # --- called from request threads / the event loop ------------------------------------
 
@@ -211,6 +212,8 @@ class Engine:
             "queued": self.waiting(),
             "max_queue": self._max_queue or None,
             "swaps": self.swaps,
+            "batch_size": self._batch_size,
+            "batch_peak": self.batch_peak,
             "prompt_cache": {
                 "entries": len(resident.prompt_cache), "bytes": resident.prompt_cache.nbytes,
             } if resident and resident.prompt_cache is not None else None,

@@ -112,19 +112,20 @@ class Batch:
         try:
             prepared = self.engine._prepare(job, self.resident)
             sampling = self.model.sampling(job.request.params)
-        except Exception as exc:
+            seq = _Seq(job, prepared, self.model.tokenizer.detokenizer, StopFilter(job.request.params.stop),
+                       time.perf_counter())
+            (uid,) = self.gen.insert(
+                [prepared.prompt.tokens[prepared.cached:]], max_tokens=[prepared.max_tokens],
+                caches=[prepared.cache],
+                # The processors' token context starts at the uncached part of the prompt, as
+                # generate_step's does on the single path (penalties look back 20 tokens).
+                all_tokens=[[]], samplers=[sampling["sampler"]],
+                logits_processors=[[_guarded(seq, p) for p in sampling["logits_processors"]]],
+            )
+        except Exception as exc:  # this job alone: it is not in the batch yet
             self._report(job, exc)
             return
         prompt, cached = prepared.prompt, prepared.cached
-        seq = _Seq(job, prepared, self.model.tokenizer.detokenizer, StopFilter(job.request.params.stop),
-                   time.perf_counter())
-        (uid,) = self.gen.insert(
-            [prompt.tokens[cached:]], max_tokens=[prepared.max_tokens], caches=[prepared.cache],
-            # The processors' token context starts at the uncached part of the prompt, as
-            # generate_step's does on the single path (penalties look back 20 tokens).
-            all_tokens=[[]], samplers=[sampling["sampler"]],
-            logits_processors=[[_guarded(seq, p) for p in sampling["logits_processors"]]],
-        )
         self.seqs[uid] = seq
         self.engine.batch_peak = max(self.engine.batch_peak, len(self.seqs))
         job.emit(Started(len(prompt.tokens), prepared.max_tokens, cached))

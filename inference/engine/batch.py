@@ -40,8 +40,11 @@ def batchable(job: Job) -> bool:
 
 
 def run_batch(engine: Engine, resident: Resident, first: Job) -> None:
-    """Serve `first`, and whichever jobs join it, until the batch is empty."""
-    Batch(engine, resident).run(first)
+    """Serve `first`, and whichever jobs join it, until the batch is empty; a job whose KV
+    cache cannot join the batch's waits for the drain and starts the next batch."""
+    job: Job | None = first
+    while job is not None and not job.cancelled.is_set():
+        job = Batch(engine, resident).run(job)
 
 
 @dataclass
@@ -66,6 +69,8 @@ class Batch:
         self.model = resident.model
         self.size = engine._batch_size
         self.seqs: dict[int, _Seq] = {}
+        self.layout: tuple[type, ...] | None = None  # the cache type of each layer
+        self.deferred: Job | None = None  # taken from the queue, but its cache cannot join
         self.gen = BatchGenerator(
             self.model.model,
             stop_tokens=[[t] for t in self.model.tokenizer.eos_token_ids],
@@ -73,14 +78,15 @@ class Batch:
             prefill_step_size=self.model.prefill_step,
         )
 
-    def run(self, first: Job) -> None:
+    def run(self, first: Job) -> Job | None:
+        """Decode until the batch is empty; the deferred job, if any, for the next batch."""
         self.engine._state = "generating"
         try:
             self._admit(first)
             while True:
                 self._admit_queued()
                 if not self.seqs:
-                    return
+                    return self.deferred
                 self._step()
         except Exception as exc:  # a failed decode step: every job in the batch shares it
             log.exception("batched generation failed")
@@ -88,12 +94,13 @@ class Batch:
                 self._fail(seq, exc)
         finally:
             self.gen.close()
+        return self.deferred
 
     # --- admission -------------------------------------------------------------------
 
     def _admit_queued(self) -> None:
         """Take queued jobs while there is room and the head of the queue can join."""
-        while len(self.seqs) < self.size:
+        while len(self.seqs) < self.size and self.deferred is None:
             job = self.engine._peek()
             if job is None:
                 return
@@ -111,6 +118,13 @@ class Batch:
     def _admit(self, job: Job) -> None:
         try:
             prepared = self.engine._prepare(job, self.resident)
+            layout = tuple(type(c) for c in prepared.cache)
+            if self.layout not in (None, layout):
+                # Gemma 3's sliding layers get a plain or a rotating cache by request length
+                # (backends/kv.py); batch caches of different types cannot be merged.
+                self.deferred = job
+                return
+            self.layout = layout
             sampling = self.model.sampling(job.request.params)
             seq = _Seq(job, prepared, self.model.tokenizer.detokenizer, StopFilter(job.request.params.stop),
                        time.perf_counter())

@@ -150,6 +150,9 @@ MLX_SERVER_PROMPT_CACHE_FULL_KV_TOKENS = env_int("MLX_SERVER_PROMPT_CACHE_FULL_K
 MLX_SERVER_PREFILL_STEP = env_int("MLX_SERVER_PREFILL_STEP", 2048)
 # Requests that may wait behind the one being generated; beyond it, 429 with Retry-After (0: no bound).
 MLX_SERVER_MAX_QUEUE = env_int("MLX_SERVER_MAX_QUEUE", 32)
+# Text-model requests decoded together (continuous batching, inference/engine/batch.py); 1: one
+# request at a time. Vision models, and requests with a `seed`, always run one at a time.
+MLX_SERVER_BATCH_SIZE = env_int("MLX_SERVER_BATCH_SIZE", 1)
 # Seconds a model may sit idle before it is unloaded, unless its models.yaml `ttl` says otherwise
 # (0: never).
 MLX_SERVER_MODEL_TTL = env_int("MLX_SERVER_MODEL_TTL", 0)

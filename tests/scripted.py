@@ -60,8 +60,8 @@ class ScriptedWorld:
     alive: dict[str, ScriptedModel] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def engine(self) -> Engine:
-        return Engine(materialize=lambda s: Path(s.source.location), loader=self.load, default_max_tokens=16)
+    def engine(self, **kw) -> Engine:
+        return Engine(materialize=lambda s: Path(s.source.location), loader=self.load, default_max_tokens=16, **kw)
 
     def load(self, s: ModelSpec, path: Path) -> ScriptedModel:
         with self.lock:

@@ -136,3 +136,20 @@ def test_leaving_early_cancels_generation():
     after = run(scenario())
     assert after[-1].finish_reason == "length"
     assert engine._resident.model.generated_steps < 20  # stopped within a step or two, not 200
+
+
+def test_batch_size_keeps_one_at_a_time_for_models_that_cannot_batch():
+    """A backend without `supports_batching` (vision, scripted) runs the single path."""
+    world = ScriptedWorld(["Hel", "lo"])
+    events = run(collect(world.engine(batch_size=4), spec("a"), ask(max_tokens=10)))
+    assert isinstance(events[1], Started)
+    assert events[-1] == Finished("stop", 2, 2)
+
+
+def test_seeded_requests_are_not_batched():
+    from inference.engine.batch import batchable
+    from inference.engine.engine import Job
+
+    assert batchable(Job(spec("a"), ask(), emit=print))
+    assert not batchable(Job(spec("a"), ask(seed=1), emit=print))
+    assert not batchable(Job(spec("a"), None, emit=print))  # a preload

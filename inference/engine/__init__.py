@@ -38,6 +38,7 @@ def get_engine() -> Engine:
                 prompt_cache=cache if settings.MLX_SERVER_PROMPT_CACHE else None,
                 max_queue=settings.MLX_SERVER_MAX_QUEUE,
                 default_ttl=settings.MLX_SERVER_MODEL_TTL,
+                batch_size=settings.MLX_SERVER_BATCH_SIZE,
                 observer=EngineMetrics(),
             )
         return _engine

@@ -2,6 +2,7 @@
 
 MLX is not thread-safe, so every load, unload and generation happens on one thread, in
 arrival order. A request for another model swaps only between jobs, never mid-generation.
+With batch_size > 1, text-model jobs share that thread's decode steps (batch.py).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import mlx.core as mx
 
 from registry.specs import ModelSpec
 
-from .backends import LoadedModel
+from .backends import LoadedModel, Prompt
+from .batch import batchable, run_batch
 from .prompt_cache import PromptCache
 from .stops import StopFilter
 from .types import (
@@ -104,6 +106,17 @@ class JobStream:
 
 
 @dataclass
+class Prepared:
+    """A request checked against the context and matched against the prompt cache."""
+
+    prompt: Prompt
+    key: tuple
+    cache: list  # the KV cache to continue: a private copy of the cached prefix, or empty
+    cached: int  # prompt tokens `cache` already holds
+    max_tokens: int
+
+
+@dataclass
 class Resident:
     model: LoadedModel
     loaded_at: float
@@ -115,11 +128,12 @@ class Engine:
     def __init__(
         self, *, materialize: Materializer, loader: Loader, default_max_tokens: int,
         prompt_cache: CacheFactory | None = None, max_queue: int = 0, default_ttl: float = 0.0,
-        observer: EngineObserver | None = None,
+        observer: EngineObserver | None = None, batch_size: int = 1,
     ):
-        """max_queue: most requests waiting behind the running one (0: no bound).
+        """max_queue: most requests waiting behind the running one(s) (0: no bound).
         default_ttl: seconds a model may sit idle before it is unloaded, for models whose spec
-        sets no `ttl` (0: never)."""
+        sets no `ttl` (0: never).
+        batch_size: text-model requests decoded together (batch.py); 1: one at a time."""
         self._materialize = materialize
         self._loader = loader
         self._cache_factory = prompt_cache
@@ -127,6 +141,7 @@ class Engine:
         self._max_queue = max_queue
         self._default_ttl = default_ttl
         self._observer = observer or EngineObserver()
+        self._batch_size = max(1, batch_size)
         self._idle_since = time.monotonic()
         self._job_seconds = 1.0  # moving average of a job's duration, for Retry-After
         self._jobs: queue.Queue[Job] = queue.Queue()
@@ -137,6 +152,7 @@ class Engine:
         self._start_lock = threading.Lock()
         self.started_at = time.time()
         self.swaps = 0
+        self.batch_peak = 0  # most requests decoded together so far (batch.py)
 
     # --- called from request threads / the event loop ------------------------------------
 
@@ -196,6 +212,8 @@ class Engine:
             "queued": self.waiting(),
             "max_queue": self._max_queue or None,
             "swaps": self.swaps,
+            "batch_size": self._batch_size,
+            "batch_peak": self.batch_peak,
             "prompt_cache": {
                 "entries": len(resident.prompt_cache), "bytes": resident.prompt_cache.nbytes,
             } if resident and resident.prompt_cache is not None else None,
@@ -235,9 +253,9 @@ class Engine:
                 continue
             if job.cancelled.is_set():  # the client left while it waited
                 continue
-            started = time.monotonic()
+            started, batched = time.monotonic(), False
             try:
-                self._run(job)
+                batched = self._serve(job)
             except EngineError as exc:
                 job.emit(Failed(exc))
             except Exception as exc:  # never let one request kill the worker
@@ -246,7 +264,12 @@ class Engine:
             finally:
                 self._state = "idle"
                 self._idle_since = time.monotonic()
-                self._job_seconds = 0.8 * self._job_seconds + 0.2 * (self._idle_since - started)
+                if not batched:
+                    self._job_done(self._idle_since - started)
+
+    def _job_done(self, seconds: float) -> None:
+        """Feed the moving average of a job's duration (Retry-After's guess)."""
+        self._job_seconds = 0.8 * self._job_seconds + 0.2 * seconds
 
     def _ensure_loaded(self, job: Job) -> Resident:
         spec = job.spec
@@ -298,13 +321,29 @@ class Engine:
         log.info("unloaded %s (%s)", model_id, reason)
         return model_id
 
-    def _run(self, job: Job) -> None:
-        resident = self._ensure_loaded(job)
+    def _serve(self, job: Job) -> bool:
+        """One job alone, or, with batch_size > 1 and a text model that can batch, the first
+        job of a batch that admits more from the queue (batch.py); True for a batch."""
+        if self._batch_size > 1 and batchable(job):
+            resident = self._ensure_loaded(job)
+            if getattr(resident.model, "supports_batching", False):
+                run_batch(self, resident, job)
+                return True
+        self._run(job)
+        return False
+
+    def _peek(self) -> Job | None:
+        """The job at the head of the queue, left there (the worker alone takes jobs)."""
+        with self._jobs.mutex:
+            return self._jobs.queue[0] if self._jobs.queue else None
+
+    def _pop(self) -> Job:
+        return self._jobs.get_nowait()
+
+    def _prepare(self, job: Job, resident: Resident) -> Prepared:
+        """Render the prompt, check it fits, and find its cached prefix (or a fresh cache)."""
         model = resident.model
         request = job.request
-        if request is None:
-            job.emit(Finished("stop", 0, 0))
-            return
         prompt = model.render_prompt(request.messages, request.tools)
         n_prompt = len(prompt.tokens)
         params = request.params
@@ -324,6 +363,24 @@ class Engine:
         cached = n_prompt - len(rest)
         if cache is None or not model.accepts_cached_prefix(prompt, cached):
             cache, cached = model.new_cache(n_prompt + max_tokens), 0
+        return Prepared(prompt, key, cache, cached, max_tokens)
+
+    def _store(self, resident: Resident, prepared: Prepared, generated: list[int], cache: list | None) -> None:
+        """Keep a finished request's KV cache for the next turn's prefix."""
+        if resident.prompt_cache is not None and cache is not None:
+            resident.prompt_cache.store(prepared.key, prepared.prompt.tokens + generated, cache)
+
+    def _run(self, job: Job) -> None:
+        resident = self._ensure_loaded(job)
+        model = resident.model
+        request = job.request
+        if request is None:
+            job.emit(Finished("stop", 0, 0))
+            return
+        prepared = self._prepare(job, resident)
+        prompt, cache, cached, max_tokens = prepared.prompt, prepared.cache, prepared.cached, prepared.max_tokens
+        n_prompt = len(prompt.tokens)
+        params = request.params
         job.emit(Started(n_prompt, max_tokens, cached))
         self._state = "generating"
         stops = StopFilter(params.stop)
@@ -350,8 +407,7 @@ class Engine:
                     job.emit(Delta(tail))
         finally:
             steps.close()
-        if store is not None:
-            store.store(key, prompt.tokens + generated, cache)
+        self._store(resident, prepared, generated, cache)
         job.emit(Finished(
             finish, n_prompt, len(generated), cached_tokens=cached,
             prompt_tps=step.prompt_tps if step else 0.0,

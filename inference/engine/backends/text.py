@@ -41,6 +41,13 @@ class TextModel(MlxBackend):
         super().__init__(spec, path, mlx_lm_load, prefill_step=prefill_step, full_kv_tokens=full_kv_tokens)
         self.tokenizer = self.loaded
         self.grammars = Grammars(self.tokenizer._tokenizer, self.tokenizer.eos_token_ids)
+        # Continuous batching (engine/batch.py) merges per-request caches into batch caches;
+        # every layer's cache type must know how (mlx-lm's KVCache and RotatingKVCache do).
+        self.supports_batching = all(hasattr(c, "merge") for c in make_prompt_cache(self.model))
+
+    def sampling(self, params: SamplingParams) -> dict[str, Any]:
+        """This request's sampler and logits processors (a fresh grammar state per call)."""
+        return sampling_of(params, self.grammars.processor(params.grammar))
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
         template = getattr(self.tokenizer, "chat_template", None)
@@ -74,8 +81,7 @@ class TextModel(MlxBackend):
             yield from steps_of(
                 generate_step(
                     mx.array(rest), self.model, max_tokens=max_tokens, prompt_cache=cache,
-                    prefill_step_size=self.prefill_step,
-                    **sampling_of(params, self.grammars.processor(params.grammar)),
+                    prefill_step_size=self.prefill_step, **self.sampling(params),
                 ),
                 self.tokenizer.detokenizer, self.tokenizer.eos_token_ids, max_tokens, len(rest),
             )

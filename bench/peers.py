@@ -126,7 +126,8 @@ def side_by_side(servers: dict[str, tuple[str, str]], tokens: int, reps: int, co
 
 def peers(model_dir: Path, tokens: int, reps: int, conc_reps: int, ban: dict, clients: int
           ) -> tuple[list[Row], dict]:
-    """Ours, mlx_lm.server and (if installed) llama.cpp's server, all up at once."""
+    """Ours, ours with continuous batching on, mlx_lm.server and (if installed) llama.cpp's
+    server, all up at once."""
     missing = llama_cpp_missing()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -135,6 +136,10 @@ def peers(model_dir: Path, tokens: int, reps: int, conc_reps: int, ban: dict, cl
             ours = our_server(tmp, {"m": model_dir})
             started.append(ours)
             servers = {"ours": (ours.url, "m")}
+            (tmp / "batch").mkdir()
+            batching = our_server(tmp / "batch", {"m": model_dir}, {"MLX_SERVER_BATCH_SIZE": str(clients)})
+            started.append(batching)
+            servers[f"ours, MLX_SERVER_BATCH_SIZE={clients}"] = (batching.url, "m")
             peer_list: list[PeerServer] = [mlx_lm_server(model_dir, tmp)]
             if missing is None:
                 peer_list.append(llama_cpp_server(smollm2_gguf(), tmp))

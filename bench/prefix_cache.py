@@ -24,7 +24,7 @@ def history() -> list[dict]:
     messages = [{"role": "system", "content": "You are a patient assistant who remembers the whole conversation."}]
     for topic in TOPICS:
         messages.append({"role": "user", "content": f"Tell me about {topic}."})
-        messages.append({"role": "assistant", "content": FILLER.format(t=topic) * 7})
+        messages.append({"role": "assistant", "content": FILLER.format(t=topic) * 5})
     return messages
 
 

@@ -18,6 +18,7 @@ from mlx_lm.sample_utils import make_sampler
 
 from registry.gguf import GGUFImportError, gemma3, import_gguf, llama, qwen, sources, weights
 from registry.gguf.reader import GGUFFile
+from registry.gguf.requantize import FILE_TYPE_BITS, _bits_plan, affine_quantize
 
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
 CHATML_PROMPT = (
@@ -288,7 +289,10 @@ def test_requantize_to_4_bits(tiny_ggufs, tmp_path):
     assert config["quantization"]["model.embed_tokens"]["bits"] == 8  # embeddings (the tied head) stay at 8 bits
     stored = {k: v for f in out.glob("*.safetensors") for k, v in mx.load(str(f)).items()}
     assert stored["model.layers.0.mlp.up_proj.weight"].dtype == mx.uint32
-    assert "model.layers.0.mlp.up_proj.scales" in stored
+    # float32 scales (so quantized matmuls accumulate in float32 on the CPU too); norms in the import dtype
+    assert stored["model.layers.0.mlp.up_proj.scales"].dtype == mx.float32
+    assert stored["model.embed_tokens.biases"].dtype == mx.float32
+    assert stored["model.norm.weight"].dtype == mx.bfloat16
     manifest = json.loads((out / "gguf_import.json").read_text())
     assert manifest["quantization"] == {"bits": 4, "group_size": 32}
     before = (out / "gguf_import.json").stat().st_mtime_ns
@@ -299,6 +303,59 @@ def test_requantize_to_4_bits(tiny_ggufs, tmp_path):
     with pytest.raises(GGUFImportError, match="Unsupported quantization: 3 bits"):
         import_gguf(str(tiny_ggufs("qwen3")), tmp_path / "q3", quantize=3, progress=False)
     assert not (tmp_path / "q3").exists()
+
+
+def _ggml_blocks(rng, rows: int, columns: int, levels: int, signed: bool) -> np.ndarray:
+    """Values as GGML blocks of 32 dequantize: `d * q + m` (Q4_1, Q5_1), or `d * (q - levels // 2)` (Q4_0, Q8_0)."""
+    d = rng.uniform(1e-3, 2e-2, (rows, columns // 32, 1)).astype(np.float16).astype(np.float32)
+    m = rng.uniform(-0.2, 0, (rows, columns // 32, 1)).astype(np.float16).astype(np.float32)
+    if signed:
+        m = -d * (levels // 2)
+    q = rng.integers(0, levels, (rows, columns // 32, 32))
+    return (d * q + m).astype(np.float32).reshape(rows, columns)
+
+
+@pytest.mark.parametrize("bits", [4, 5, 6, 8])
+def test_affine_quantize_keeps_ggml_blocks_exactly(bits):
+    rng = np.random.default_rng(bits)
+    for levels, signed in ((16, False), (16, True), (32, False), (256, True)):
+        if levels > 2**bits:
+            continue
+        weight = _ggml_blocks(rng, 48, 256, levels, signed)
+        packed, scales, biases = affine_quantize(weight, 32, bits)
+        assert scales.dtype == biases.dtype == mx.float32 and packed.shape == (48, 256 * bits // 32)
+        back = np.array(mx.dequantize(packed, scales, biases, group_size=32, bits=bits))
+        np.testing.assert_allclose(back, weight, rtol=0, atol=1e-6, err_msg=f"{levels} levels at {bits} bits")
+    # Off any grid (or a grid spanning two blocks of different scales): within half a step, min and max exact.
+    off_grid = rng.standard_normal((48, 256)).astype(np.float32)
+    for weight, group in ((off_grid, 32), (_ggml_blocks(rng, 48, 256, 16, False), 64)):
+        packed, scales, biases = affine_quantize(weight, group, bits)
+        back = np.array(mx.dequantize(packed, scales, biases, group_size=group, bits=bits))
+        step = np.repeat(np.array(scales), group, axis=1)
+        assert (np.abs(back - weight) <= step * 0.5001).all()
+        groups = weight.reshape(48, -1, group)
+        np.testing.assert_allclose(back.reshape(groups.shape).min(-1), groups.min(-1), atol=1e-6)
+
+
+def test_requantize_keeps_the_bits_a_mixed_gguf_gave_a_tensor():
+    class Layer:  # what _bits_plan looks at
+        weight = None
+
+        def to_quantized(self):
+            pass
+
+    class Model:
+        def named_modules(self):
+            return [(path, Layer()) for path in ("model.embed_tokens", "a", "b", "c", "d", "e")]
+
+    types = {"model.embed_tokens": "Q8_0", "a": "Q4_K", "b": "Q5_0", "c": "Q6_K", "d": "Q8_0", "e": "F16"}
+    q4_k_m = 15  # general.file_type: Q4_K_M keeps attn_v / ffn_down at Q6_K or Q8_0, Q5_0 where K blocks don't tile
+    flat_4_bits = {"model.embed_tokens": 8, "a": 4, "b": 4, "c": 4, "d": 4, "e": 4}
+    assert _bits_plan(Model(), 4, types, FILE_TYPE_BITS[q4_k_m]) == {**flat_4_bits, "b": 5, "c": 6, "d": 8}
+    assert _bits_plan(Model(), 8, types, FILE_TYPE_BITS[q4_k_m]) == dict.fromkeys(types, 8)
+    q8_0 = 7  # a plain Q8_0 file asked for 4 bits gets 4 bits (the embeddings 8)
+    assert _bits_plan(Model(), 4, types, FILE_TYPE_BITS[q8_0]) == flat_4_bits
+    assert _bits_plan(Model(), 4, types, None) == flat_4_bits  # no file type: no mix to keep
 
 
 def test_unsupported_tensor_type_is_named(tmp_path):

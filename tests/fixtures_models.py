@@ -73,3 +73,13 @@ def tiny_gemma3_dir() -> Path:
 def tiny_qwen3_vl_dir() -> Path:
     """The random-weight Qwen3-VL fixture (SmolLM2's BPE plus Qwen's vision tokens)."""
     return _fixture("tiny-qwen3-vl")
+
+
+def smollm2_entries(bf16_dir: Path, f32_dir: Path) -> list[dict]:
+    """models.yaml entries of the two SmolLM2 imports the live servers swap between."""
+    return [
+        {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(bf16_dir)},
+         "context_length": 2048},
+        {"id": "smollm2-135m-instruct-f32", "aliases": ["smollm2-f32"], "source": {"path": str(f32_dir)},
+         "context_length": 2048},
+    ]

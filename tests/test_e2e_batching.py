@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 
+from tests.fixtures_models import smollm2_entries
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -26,12 +27,7 @@ def batch_server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
     root = tmp_path_factory.mktemp("batch")
     models = {
         "default": "smollm2",
-        "models": [
-            {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(smollm2_bf16_dir)},
-             "context_length": 2048},
-            {"id": "smollm2-135m-instruct-f32", "aliases": ["smollm2-f32"],
-             "source": {"path": str(smollm2_f32_dir)}, "context_length": 2048},
-        ],
+        "models": smollm2_entries(smollm2_bf16_dir, smollm2_f32_dir),
     }
     server = LiveServer(root, models, env={"MLX_SERVER_BATCH_SIZE": "4"}).start()
     yield server

@@ -19,6 +19,8 @@ from tests.schemas import PROFILE_SCHEMA
 pytestmark = pytest.mark.e2e
 
 SEEDS = range(10)
+# SmolLM2 is the real model and costs ~14 s a seed on this CPU: fewer of them keeps CI under 30 minutes.
+SEEDS_OF = {"smollm2": range(6)}
 SCHEMA_MODELS = ["smollm2", "tiny-gemma3-vision", "tiny-qwen3-vl"]
 # model -> its tool format, as registered below
 TOOL_MODELS = {"smollm2-qwen": "qwen_tool_call", "smollm2-gemma": "gemma_tool_code",
@@ -93,7 +95,7 @@ def assert_valid_calls(calls: list[dict], names: set[str]) -> None:
 
 @pytest.mark.parametrize("model", SCHEMA_MODELS)
 def test_schema_holds_on_every_seed_streamed_and_not(client, model):
-    for seed in SEEDS:
+    for seed in SEEDS_OF.get(model, SEEDS):
         content, calls, finish = create(client, model, ASK_PROFILE, response_format=PROFILE_FORMAT,
                                         seed=seed, stream=seed % 2 == 1)
         assert finish == "stop" and not calls, (seed, finish, content)

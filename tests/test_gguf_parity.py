@@ -38,7 +38,9 @@ gaps are off by 0.45-0.65 on average. The tiny random GGUFs at 4 bits store Q5_x
 under a Q8_0 file type, so those are re-quantized to 4 bits too: tiny llama 84/88, 78/88, 91/94%; qwen2
 69/78, 91/94, 88/91%; qwen3 78/81, 97/97, 78/81%; gemma3 84/88, 97/97, 84/91% -- not a parity case.
 
-smollm2-q8 and gemma3-270m-q8 are left out of CASES only for time: quantized matmuls on MLX's CPU backend
+gemma3-270m-q4 (Case("gemma3_270m_llamacpp.json", "gemma3_gguf", quantize=4, min_agreement=0.90); import
+~46 s, run ~40 s), smollm2-q8 and gemma3-270m-q8 are left out of CASES only for time (CI must stay under
+30 minutes on 2 cores; add them back to check by hand): quantized matmuls on MLX's CPU backend
 are scalar loops, 30-60 s a real model here, and the 8-bit path is the 4-bit one with other bits (the tiny
 q8 cases run it on every architecture in seconds).
 """
@@ -80,7 +82,6 @@ CASES = {
     "smollm2-f32": Case("smollm2_llamacpp.json", "smollm2_gguf", dtype="float32"),
     "smollm2-q4": Case("smollm2_llamacpp.json", "smollm2_gguf", quantize=4, min_agreement=MIN_AGREEMENT_4_BIT),
     "gemma3-270m-bf16": Case("gemma3_270m_llamacpp.json", "gemma3_gguf"),
-    "gemma3-270m-q4": Case("gemma3_270m_llamacpp.json", "gemma3_gguf", quantize=4, min_agreement=MIN_AGREEMENT_4_BIT),
     **{f"tiny-{arch}-bf16": Case(f"tiny_{arch}_llamacpp.json", f"tiny:{arch}") for arch in TINY_ARCHS},
     **{f"tiny-{arch}-q8": Case(f"tiny_{arch}_llamacpp.json", f"tiny:{arch}", quantize=8) for arch in TINY_ARCHS},
 }

@@ -49,15 +49,19 @@ def run(name: str, folder: Path, uri: str, reps: int, tokens: int) -> dict:
     for rep in range(reps + 1):  # the first run warms up and is dropped
         part = {"type": "image_url", "image_url": {"url": uri}}
         t0 = time.perf_counter()
-        part["image"] = load_part(part, "messages[0].content[1]", ImageLimits())
+        image = load_part(part, "messages[0].content[1]", ImageLimits())
         t1 = time.perf_counter()
         prompt = model.render_prompt(
-            [{"role": "user", "content": [{"type": "text", "text": "Describe it."}, part]}], None)
+            [{"role": "user", "content": [{"type": "text", "text": "Describe it."}, part]}], None, [image])
         t2 = time.perf_counter()
-        steps = model.generate(prompt, 0, model.new_cache(len(prompt.tokens) + tokens), params, tokens)
-        next(steps)
+        stream = model.token_stream(prompt, 0, model.new_cache(len(prompt.tokens) + tokens), params, tokens)
+        token, _ = next(stream)
         t3 = time.perf_counter()
-        n = 1 + sum(1 for _ in steps)
+        n = 1
+        while int(token) not in model.end_tokens and n < tokens:  # the engine stops at an end token
+            token, _ = next(stream)
+            n += 1
+        stream.close()
         t4 = time.perf_counter()
         if rep:
             runs.append({"decode_image_ms": (t1 - t0) * 1e3, "processor_ms": (t2 - t1) * 1e3,

@@ -6,6 +6,6 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from . import metrics
+        from . import runtime
 
-        metrics.connect()
+        runtime.connect()

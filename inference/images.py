@@ -37,8 +37,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .engine.types import InvalidImage
-
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 LOW_DETAIL_SIDE = 512  # OpenAI's `detail: low`: the image fits in 512x512
 _DATA_URI = re.compile(r"^data:(?P<mime>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<data>.*)$", re.S)
@@ -95,6 +93,18 @@ class LoadedImage:
         }
 
 
+class InvalidImage(Exception):
+    """An image part that cannot be used: bad data, not an image, too large, unreachable or
+    refused URL; `details["param"]` names the part (messages[i].content[j]) and `code` is the
+    API's error code."""
+
+    code = "invalid_image"
+
+    def __init__(self, message: str, *, param: str):
+        super().__init__(message)
+        self.details = {"param": param}
+
+
 class ImageLoadError(ValueError):
     """Why one image could not be had (the caller adds which part it was)."""
 
@@ -115,7 +125,8 @@ def image_parts(messages: list[dict[str, Any]]):
 def load_images(
     messages: list[dict[str, Any]], limits: ImageLimits, records: list[dict[str, Any]] | None = None
 ) -> list[LoadedImage]:
-    """Load every image of `messages`, in order, and put each on its part as `part["image"]`.
+    """Load every image of `messages`, in order (the engine's ChatRequest.images); the
+    messages themselves are left as they are.
 
     `records` (if given) gets one log record per image as it loads, so a caller still has the
     images loaded before a failure. A bad image raises InvalidImage naming its part.
@@ -123,7 +134,6 @@ def load_images(
     loaded = []
     for where, part in image_parts(messages):
         image = load_part(part, where, limits)
-        part["image"] = image
         loaded.append(image)
         if records is not None:
             records.append(image.record(where))

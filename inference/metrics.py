@@ -7,7 +7,7 @@ engine's observer hooks; queue depth and the resident model are read at scrape t
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from django.db.models.signals import post_save
 from django.http import HttpRequest, HttpResponse
@@ -16,8 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .engine.engine import EngineObserver
+from .engine import EngineObserver
 from .models import RequestLog
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 REQUESTS = Counter(
     "mlx_server_requests", "API requests by endpoint, resolved model, HTTP status and outcome.",
@@ -90,10 +93,12 @@ class EngineMetrics(EngineObserver):
 class EngineStateCollector(Collector):
     """Read at scrape time: requests waiting, and which model is resident (and how big)."""
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from .engine import get_engine
+    def __init__(self, engine: Callable[[], Engine]):
+        """`engine`: the process's engine, asked for at each scrape (runtime.get_engine)."""
+        self._engine = engine
 
-        status = get_engine().status()
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        status = self._engine().status()
         yield GaugeMetricFamily("mlx_server_queue_depth", "Requests waiting behind the running one.",
                                 value=status["queued"])
         loaded = GaugeMetricFamily("mlx_server_model_loaded_bytes", "Bytes of the resident model's weights.",
@@ -109,9 +114,8 @@ class EngineStateCollector(Collector):
 
 
 def connect() -> None:
-    """Called once from the app's ready()."""
+    """Count every request-log row as it is saved (runtime.connect, from the app's ready())."""
     post_save.connect(record_request, sender=RequestLog, dispatch_uid="mlx_server_metrics")
-    REGISTRY.register(EngineStateCollector())
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

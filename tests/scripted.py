@@ -1,19 +1,34 @@
-"""A scripted backend for engine unit tests: exact, instant output without MLX weights."""
+"""A scripted backend for engine unit tests: exact, instant output without MLX weights, and
+the helpers the engine tests share."""
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.engine.backends.base import Prompt, Step
-from inference.engine.engine import Engine
-from inference.engine.types import SamplingParams
+from inference.engine import ChatRequest, Engine, SamplingParams
+from inference.engine.backends import Prompt
 from registry.specs import ModelSpec, Source
+
+FIRST_TOKEN = 1000  # piece i of a script is token FIRST_TOKEN + i
 
 
 def spec(model_id: str, context_length: int = 64) -> ModelSpec:
     return ModelSpec(id=model_id, source=Source("path", f"/scripted/{model_id}"), context_length=context_length)
+
+
+def ask(text="hi", **params) -> ChatRequest:
+    return ChatRequest(messages=[{"role": "user", "content": text}], params=SamplingParams(**params))
+
+
+async def collect(engine, model_spec, request) -> list:
+    return [event async for event in engine.stream(model_spec, request)]
+
+
+def run(coro):
+    return asyncio.run(coro)
 
 
 @dataclass
@@ -23,16 +38,44 @@ class ScriptedCache:
     offset: int = 0
 
 
+class ScriptedDetokenizer:
+    """mlx-lm's streaming detokenizer contract over a script: token FIRST_TOKEN + i is pieces[i]."""
+
+    def __init__(self, pieces: list[str]):
+        self.pieces = pieces
+        self.text = ""
+        self.read = 0
+        self.finalized = False
+
+    def reset(self) -> None:
+        self.text, self.read, self.finalized = "", 0, False
+
+    def add_token(self, token: int) -> None:
+        self.text += self.pieces[token - FIRST_TOKEN]
+
+    def finalize(self) -> None:
+        self.finalized = True
+
+    @property
+    def last_segment(self) -> str:
+        segment, self.read = self.text[self.read:], len(self.text)
+        return segment
+
+
 @dataclass
 class ScriptedModel:
+    """Its token stream is the script's pieces, then it ends by itself (no end token)."""
+
     spec: ModelSpec
     pieces: list[str]
     delay: float = 0.0
     context_length: int = 64
     nbytes: int = 1000
     generated_steps: int = 0
+    end_tokens: frozenset = frozenset()
+    batching: None = None  # decodes alone, as a vision model does
 
-    def render_prompt(self, messages, tools):
+    def render_prompt(self, messages, tools, images=()):
         return Prompt([ord(c) for m in messages for c in str(m.get("content") or "")])
 
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
@@ -41,15 +84,16 @@ class ScriptedModel:
     def new_cache(self, tokens: int):
         return [ScriptedCache()]
 
-    def generate(self, prompt: Prompt, start: int, cache, params: SamplingParams, max_tokens: int):
+    def detokenizer(self) -> ScriptedDetokenizer:
+        return ScriptedDetokenizer(self.pieces)
+
+    def token_stream(self, prompt: Prompt, start: int, cache, params: SamplingParams, max_tokens: int):
         cache[0].offset += len(prompt.tokens) - start
-        for i, piece in enumerate(self.pieces[:max_tokens]):
+        for i in range(min(len(self.pieces), max_tokens)):
             time.sleep(self.delay)
             self.generated_steps += 1
             cache[0].offset += 1
-            last = i == min(len(self.pieces), max_tokens) - 1
-            reason = None if not last else ("length" if max_tokens <= len(self.pieces) else "stop")
-            yield Step(text=piece, token=1000 + i, generated=i + 1, finish_reason=reason)
+            yield FIRST_TOKEN + i, None
 
 
 @dataclass
@@ -57,11 +101,12 @@ class ScriptedWorld:
     pieces: list[str]
     delay: float = 0.0
     loads: list[str] = field(default_factory=list)
-    alive: dict[str, ScriptedModel] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def engine(self, **kw) -> Engine:
-        return Engine(materialize=lambda s: Path(s.source.location), loader=self.load, default_max_tokens=16, **kw)
+    def engine(self, loader=None, **kw) -> Engine:
+        """loader: in place of the world's own (e.g. one that fails for some models)."""
+        return Engine(materialize=lambda s: Path(s.source.location), loader=loader or self.load,
+                      default_max_tokens=16, **kw)
 
     def load(self, s: ModelSpec, path: Path) -> ScriptedModel:
         with self.lock:

@@ -9,10 +9,9 @@ import asyncio
 import pytest
 
 from inference.constraints import build_grammar
+from inference.engine import ChatRequest, Delta, Engine, Finished, SamplingParams
 from inference.engine.backends import load_model
-from inference.engine.engine import Engine
 from inference.engine.prompt_cache import PromptCache
-from inference.engine.types import ChatRequest, Delta, Finished, SamplingParams, Started
 from registry.specs import ModelSpec, Source
 from tests.fixtures_models import imported
 
@@ -32,11 +31,10 @@ def ask(text, **params):
 
 async def answer(engine, spec, request):
     events = [e async for e in engine.stream(spec, request)]
-    started = next(e for e in events if isinstance(e, Started))
     finished = events[-1]
     assert isinstance(finished, Finished), events
     return "".join(e.text for e in events if isinstance(e, Delta)), finished.finish_reason, \
-        finished.completion_tokens, started.max_tokens
+        finished.completion_tokens, finished.prompt_tokens
 
 
 def alone_and_batched(path, spec, requests, cache=True, **load):
@@ -79,6 +77,6 @@ def test_gemma3_caches_of_different_layer_types_run_in_turn(tiny_ggufs):
     requests = [ask("Hi.", max_tokens=4), ask("Hi.", max_tokens=40), ask("Name a colour.", max_tokens=4)]
     alone, batched, engine = alone_and_batched(folder, spec, requests, cache=False, full_kv_tokens=48)
     assert batched == alone
-    model = engine._resident.model
+    model = engine.session.model
     assert [type(c) for c in model.new_cache(20)] != [type(c) for c in model.new_cache(60)]
     assert engine.batch_peak == 1  # each waited for the one before it to drain

@@ -3,12 +3,9 @@ counts and the observer hooks that feed the metrics."""
 import asyncio
 import time
 from dataclasses import replace
-from pathlib import Path
 
-from inference.engine.engine import Engine, EngineObserver, QueueFull
-from inference.engine.types import Delta, Failed, Finished, ModelLoadError, Started
-from tests.scripted import ScriptedWorld, spec
-from tests.test_engine import ask, collect, run
+from inference.engine import Delta, EngineObserver, Failed, Finished, ModelLoadError, QueueFull, Started
+from tests.scripted import ScriptedWorld, ask, collect, run, spec
 
 
 class Recorder(EngineObserver):
@@ -25,13 +22,9 @@ class Recorder(EngineObserver):
         self.calls.append(("unloaded", model_id, reason))
 
 
-def engine_of(world: ScriptedWorld, **kw) -> Engine:
-    return Engine(materialize=lambda s: Path(s.source.location), loader=world.load, default_max_tokens=16, **kw)
-
-
 def test_queue_bound_refuses_with_retry_after_and_keeps_order():
     world = ScriptedWorld(["t"] * 20, delay=0.01)
-    engine = engine_of(world, max_queue=2)
+    engine = world.engine(max_queue=2)
 
     async def scenario():
         running = engine.stream(spec("a"), ask("0", max_tokens=20))
@@ -52,7 +45,7 @@ def test_queue_bound_refuses_with_retry_after_and_keeps_order():
 
 def test_cancelled_waiters_free_their_places():
     world = ScriptedWorld(["t"] * 50, delay=0.01)
-    engine = engine_of(world, max_queue=1)
+    engine = world.engine(max_queue=1)
 
     async def scenario():
         running = engine.stream(spec("a"), ask("0", max_tokens=50))
@@ -70,7 +63,7 @@ def test_cancelled_waiters_free_their_places():
 def test_idle_model_unloads_after_its_ttl_and_loads_again_on_demand():
     world = ScriptedWorld(["x"])
     recorder = Recorder()
-    engine = engine_of(world, default_ttl=60, observer=recorder)
+    engine = world.engine(default_ttl=60, observer=recorder)
     quick = replace(spec("a"), ttl=0.3)
 
     run(collect(engine, quick, ask()))
@@ -85,9 +78,9 @@ def test_idle_model_unloads_after_its_ttl_and_loads_again_on_demand():
 
 def test_ttl_zero_or_unset_keeps_the_model():
     world = ScriptedWorld(["x"])
-    engine = engine_of(world)  # global TTL off
+    engine = world.engine()  # global TTL off
     run(collect(engine, spec("a"), ask()))
-    pinned = engine_of(world, default_ttl=0.2)
+    pinned = world.engine(default_ttl=0.2)
     run(collect(pinned, replace(spec("b"), ttl=0), ask()))
     time.sleep(0.5)
     assert engine.loaded_id == "a" and pinned.loaded_id == "b"
@@ -96,15 +89,13 @@ def test_ttl_zero_or_unset_keeps_the_model():
 def test_a_loader_crash_is_a_load_error_and_the_next_model_loads():
     world = ScriptedWorld(["ok"])
     recorder = Recorder()
-    engine = engine_of(world, observer=recorder)
-    good_loader = world.load
 
     def loader(s, path):
         if s.id == "corrupt":
             raise ValueError("header too large in model.safetensors")
-        return good_loader(s, path)
+        return world.load(s, path)
 
-    engine._loader = loader
+    engine = world.engine(loader=loader, observer=recorder)
 
     async def scenario():
         await collect(engine, spec("a"), ask())
@@ -123,7 +114,7 @@ def test_a_loader_crash_is_a_load_error_and_the_next_model_loads():
 
 def test_leaving_early_reports_the_tokens_made_so_far():
     world = ScriptedWorld(["t"] * 200, delay=0.005)
-    engine = engine_of(world)
+    engine = world.engine()
 
     async def scenario():
         stream = engine.stream(spec("a", context_length=512), ask(max_tokens=200))
@@ -138,13 +129,13 @@ def test_leaving_early_reports_the_tokens_made_so_far():
 
     generated = run(scenario())
     assert 5 <= generated <= 8
-    assert engine._resident.model.generated_steps <= generated + 1
+    assert engine.session.model.generated_steps <= generated + 1
 
 
 def test_cancelling_the_waiting_task_cancels_the_job():
     """A non-streamed request whose client leaves: Django cancels the view's task mid-wait."""
     world = ScriptedWorld(["t"] * 200, delay=0.005)
-    engine = engine_of(world)
+    engine = world.engine()
 
     async def consume(stream):
         async for event in stream:
@@ -162,7 +153,7 @@ def test_cancelling_the_waiting_task_cancels_the_job():
 
     stream, task = run(scenario())
     assert task.cancelled() and stream.job.cancelled.is_set()
-    steps = engine._resident.model.generated_steps
+    steps = engine.session.model.generated_steps
     assert 0 < steps < 100 and steps - 1 <= stream.generated <= steps  # the step that saw the cancel is dropped
     time.sleep(0.1)
-    assert engine._resident.model.generated_steps == steps  # nothing more after the cancel
+    assert engine.session.model.generated_steps == steps  # nothing more after the cancel

@@ -83,7 +83,17 @@ def test_the_rotating_cache_stays_past_the_bound_or_with_the_cache_off(gemma_tex
 
 
 def run(model, prompt, start, cache, max_tokens=6) -> list[int]:
-    return [step.token for step in model.generate(prompt, start, cache, GREEDY, max_tokens)]
+    """The generated tokens, up to and with an end token, as the engine takes them."""
+    tokens = []
+    stream = model.token_stream(prompt, start, cache, GREEDY, max_tokens)
+    try:
+        for token, _ in stream:
+            tokens.append(int(token))
+            if tokens[-1] in model.end_tokens:
+                break
+    finally:
+        stream.close()
+    return tokens
 
 
 def second_turn(model, first_messages: list[dict]) -> tuple[int, list[int], list[int], int]:

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from inference.api import views
-from inference.engine.engine import Engine, Job
+from inference.engine import Engine, Job
 from inference.engine.types import ChatRequest
 from inference.models import RequestLog
 from tests.scripted import ScriptedWorld

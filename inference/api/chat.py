@@ -9,11 +9,11 @@ from typing import Any, AsyncIterator, Iterator
 from registry.specs import ModelSpec
 
 from ..constraints import ConstraintError, build_grammar
-from ..engine.engine import JobStream, QueueFull
-from ..engine.types import (
-    ChatRequest, ContextLengthExceeded, Delta, EngineError, Failed, Finished, InvalidImage,
-    Loading, ModelLoadError, SamplingParams, Started, UnsupportedContent,
+from ..engine import (
+    ChatRequest, ContextLengthExceeded, Delta, EngineError, Failed, Finished, ImagesNotPrepared,
+    JobStream, Loading, ModelLoadError, QueueFull, SamplingParams, Started, UnsupportedContent,
 )
+from ..images import LoadedImage
 from ..models import RequestLog
 from ..tools import ContentDelta, ParsedOutput, StreamEvent, StreamParser, ToolCallDelta, get_tool_format
 from ..tools.base import PassthroughParser
@@ -24,8 +24,10 @@ from .logs import CallLog
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def build_chat_request(data: dict[str, Any], tool_format: str = "none") -> ChatRequest:
-    """The engine's request; `tool_format` (the model's) is the syntax a forced call takes."""
+def build_chat_request(data: dict[str, Any], tool_format: str = "none",
+                       images: list[LoadedImage] | None = None) -> ChatRequest:
+    """The engine's request; `tool_format` (the model's) is the syntax a forced call takes;
+    `images`: the messages' decoded images, in prompt order."""
     tools = data.get("tools") or None
     if data.get("tool_choice") == "none":
         tools = None  # the model is not told about them, so it cannot call them
@@ -51,13 +53,13 @@ def build_chat_request(data: dict[str, Any], tool_format: str = "none") -> ChatR
         logit_bias=data.get("logit_bias") or {},
         grammar=grammar,
     )
-    return ChatRequest(messages=data["messages"], params=params, tools=tools)
+    return ChatRequest(messages=data["messages"], params=params, tools=tools, images=images or [])
 
 
 def api_error_of(error: EngineError) -> APIError:
     if isinstance(error, ContextLengthExceeded):
         return InvalidRequest(str(error), code=error.code, param="messages")
-    if isinstance(error, (UnsupportedContent, InvalidImage)):
+    if isinstance(error, (UnsupportedContent, ImagesNotPrepared)):
         return InvalidRequest(str(error), code=error.code, param=error.details.get("param"))
     if isinstance(error, ModelLoadError):
         return ServiceUnavailable(str(error), code=error.code)

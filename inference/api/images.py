@@ -10,8 +10,7 @@ from asgiref.sync import sync_to_async
 
 from registry.specs import ModelSpec
 
-from ..engine.types import InvalidImage
-from ..images import ImageLimits, image_parts, load_images
+from ..images import ImageLimits, InvalidImage, LoadedImage, image_parts, load_images
 from .errors import InvalidRequest
 from .logs import CallLog
 
@@ -20,14 +19,14 @@ def accepts_images(spec: ModelSpec) -> bool:
     return spec.backend == "vision"
 
 
-async def load_request_images(spec: ModelSpec, messages: list[dict[str, Any]], log: CallLog) -> None:
-    """Decode every image of `messages` onto its part; a bad one is a 400 naming the part.
+async def load_request_images(spec: ModelSpec, messages: list[dict[str, Any]], log: CallLog) -> list[LoadedImage]:
+    """Decode every image of `messages`, in prompt order; a bad one is a 400 naming the part.
 
     The log gets each image's record (format, size, sha256; never the bytes) and the time
     spent, failed loads included."""
     places = [where for where, _ in image_parts(messages)]
     if not places:
-        return
+        return []
     log.set(image_count=len(places))
     where = places[0]
     if not accepts_images(spec):
@@ -39,7 +38,7 @@ async def load_request_images(spec: ModelSpec, messages: list[dict[str, Any]], l
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     try:
-        await sync_to_async(load_images, thread_sensitive=False)(messages, ImageLimits.from_settings(), records)
+        return await sync_to_async(load_images, thread_sensitive=False)(messages, ImageLimits.from_settings(), records)
     except InvalidImage as exc:
         raise InvalidRequest(str(exc), code=exc.code, param=exc.details.get("param")) from None
     finally:

@@ -18,7 +18,7 @@ from registry.active import get_registry, locate_spec
 from registry.locate import context_length
 from registry.specs import ModelSpec
 
-from ..engine import get_engine
+from ..runtime import get_engine
 from .chat import ChatCall, build_chat_request
 from .errors import (
     APIError, InvalidRequest, MethodNotAllowed, ModelNotFound, RequestTooLarge, error_response,
@@ -121,8 +121,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         if not where.available:
             raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
                                 code="model_not_available", param="model")
-        await load_request_images(spec, data["messages"], log)
-        chat_request = build_chat_request(data, tool_format=spec.tool_format)
+        images = await load_request_images(spec, data["messages"], log)
+        chat_request = build_chat_request(data, tool_format=spec.tool_format, images=images)
         call = ChatCall(
             log=log, spec=spec,
             events=get_engine().stream(spec, chat_request),

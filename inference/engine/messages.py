@@ -1,7 +1,7 @@
 """OpenAI chat messages -> the plain dicts chat templates expect."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from .types import UnsupportedContent
 
@@ -44,25 +44,18 @@ def to_template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]
     ]
 
 
-def to_vision_messages(
-    messages: list[dict[str, Any]], images: list[Any], resolve: Callable[[dict[str, Any], str], Any]
-) -> list[dict[str, Any]]:
+def to_vision_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Like to_template_messages, for a model that sees images: a turn with images keeps its
     parts in order, text as {"type": "text"} and each image as {"type": "image"} (what the
-    families' chat templates turn into their image markers); `images` gets each image,
-    `resolve(part, "messages[i].content[j]")`, in prompt order. Other turns are plain strings."""
+    families' chat templates turn into their image markers; the decoded images travel beside
+    the messages, ChatRequest.images). Other turns are plain strings."""
     out = []
     for i, message in enumerate(messages):
         content = message.get("content")
         if not (isinstance(content, list) and any(p.get("type") == "image_url" for p in content)):
             out.append(_template_message(message, text_of(content, where=f"messages[{i}]")))
             continue
-        parts = []
-        for j, part in enumerate(content):
-            if part.get("type") == "image_url":
-                images.append(resolve(part, f"messages[{i}].content[{j}]"))
-                parts.append({"type": "image"})
-            else:
-                parts.append({"type": "text", "text": part.get("text", "")})
+        parts = [{"type": "image"} if part.get("type") == "image_url" else {"type": "text", "text": part.get("text", "")}
+                 for part in content]
         out.append(_template_message(message, parts))
     return out

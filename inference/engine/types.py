@@ -1,4 +1,5 @@
-"""Plain request and event objects passed between the API layer and the engine.
+"""Plain request and event objects passed between the API layer and the engine, and every
+error the engine reports.
 
 The engine knows no HTTP: the view turns a validated request into a ChatRequest and the
 events back into JSON or SSE.
@@ -6,7 +7,10 @@ events back into JSON or SSE.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..images import LoadedImage
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,9 @@ class ChatRequest:
     messages: list[dict[str, Any]]
     params: SamplingParams = SamplingParams()
     tools: list[dict[str, Any]] | None = None
+    # The decoded images of the messages' image_url parts, in prompt order (loaded by the API
+    # layer off the event loop, so the worker never waits on a URL).
+    images: list[LoadedImage] = field(default_factory=list)
 
 
 # --- events, in the order a job emits them -------------------------------------------
@@ -36,7 +43,6 @@ class ChatRequest:
 class Loading:
     """The requested model is not resident: it is being loaded (after unloading another)."""
 
-    model_id: str
     unloaded: str | None
 
 
@@ -45,7 +51,6 @@ class Started:
     """The prompt is rendered and fits; generation begins."""
 
     prompt_tokens: int
-    max_tokens: int
     cached_tokens: int = 0  # prompt tokens whose KV state came from the prompt cache
 
 
@@ -60,7 +65,6 @@ class Finished:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
-    prompt_tps: float = 0.0
     generation_tps: float = 0.0
 
 
@@ -86,11 +90,18 @@ class UnsupportedContent(EngineError):
     code = "unsupported_content"
 
 
-class InvalidImage(EngineError):
-    """An image part that cannot be used: bad data, not an image, too large, unreachable or
-    refused URL; `details["param"]` names the part (messages[i].content[j])."""
+class ImagesNotPrepared(EngineError):
+    """The model's processor refused the request's (already decoded) images, e.g. an aspect
+    ratio it cannot tile; `details["param"]` names the first image part."""
 
     code = "invalid_image"
+
+
+class QueueFull(EngineError):
+    """More requests wait than the engine's bound allows; `details["retry_after"]` guesses, in
+    whole seconds, when a place frees up (one job's usual duration)."""
+
+    code = "queue_full"
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from pathlib import Path
 from registry.specs import ModelSpec
 
 from ..types import ModelLoadError
-from .base import LoadedModel, Prompt, Step
+from .base import Batching, Detokenizer, LoadedModel, Prompt, Sampling
 
-__all__ = ["LoadedModel", "Prompt", "Step", "load_model"]
+__all__ = ["Batching", "Detokenizer", "LoadedModel", "Prompt", "Sampling", "load_model"]
 
 
 def load_model(spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0) -> LoadedModel:

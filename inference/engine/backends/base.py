@@ -1,12 +1,17 @@
-"""What the engine needs from a loaded model, whichever library runs it."""
+"""What the engine needs from a loaded model, whichever library runs it.
+
+A backend renders prompts and hands over its library's raw token stream, its streaming
+detokenizer and its end tokens; turning tokens into text, counts and events is the engine's
+(sequence.py), written once for every backend and both decoders.
+"""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Container, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Container, Iterator, Protocol, Sequence
 
 from mlx.utils import tree_flatten
+from mlx_lm.generate import BatchGenerator
 
 from registry.locate import context_length
 from registry.specs import ModelSpec
@@ -14,17 +19,8 @@ from registry.specs import ModelSpec
 from ...tools import get_tool_format
 from ..types import ModelLoadError, SamplingParams
 
-
-@dataclass(frozen=True)
-class Step:
-    """One generated token: its text segment (may be empty mid-character) and counters."""
-
-    text: str
-    token: int
-    generated: int  # tokens generated so far, this one included
-    finish_reason: str | None  # set on the last step: stop (end of sequence) | length
-    prompt_tps: float = 0.0
-    generation_tps: float = 0.0
+if TYPE_CHECKING:
+    from ...images import LoadedImage
 
 
 @dataclass(frozen=True)
@@ -36,13 +32,47 @@ class Prompt:
     inputs: dict[str, Any] = field(default_factory=dict)  # backend-specific (pixel values, ...)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """One request's sampler and logits processors, in mlx-lm's terms."""
+
+    sampler: Callable
+    logits_processors: list[Callable]
+
+
+class Detokenizer(Protocol):
+    """mlx-lm's streaming detokenizer: `last_segment` is the text since it was last read."""
+
+    last_segment: str
+
+    def reset(self) -> None: ...
+
+    def add_token(self, token: int) -> None: ...
+
+    def finalize(self) -> None: ...
+
+
+class Batching(Protocol):
+    """What a model that can share decode steps with other requests offers (engine/batch.py)."""
+
+    def batch_generator(self, size: int) -> BatchGenerator:
+        """mlx-lm's BatchGenerator over this model, for up to `size` sequences at once."""
+
+    def sampling(self, params: SamplingParams) -> Sampling:
+        """This request's sampler and logits processors (a fresh grammar state per call)."""
+
+
 class LoadedModel(Protocol):
     spec: ModelSpec
     context_length: int
     nbytes: int  # weight bytes held in memory
+    end_tokens: Container[int]  # tokens that end a generation (not part of the text)
+    batching: Batching | None  # None: each request decodes alone
 
-    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
-        """An OpenAI message list through the tool format and the model's chat template."""
+    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
+                      images: Sequence[LoadedImage] = ()) -> Prompt:
+        """An OpenAI message list through the tool format and the model's chat template;
+        `images` are the messages' image parts, decoded, in prompt order."""
 
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
         """Whether a KV cache of prompt.tokens[:start] can be continued (a vision model says
@@ -52,12 +82,15 @@ class LoadedModel(Protocol):
         """An empty KV cache for this model (mlx-lm's per-layer cache objects) for a request
         that may reach `tokens` tokens (prompt + max_tokens)."""
 
-    def generate(
+    def detokenizer(self) -> Detokenizer:
+        """A streaming detokenizer for one request's tokens."""
+
+    def token_stream(
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
-    ) -> Iterator[Step]:
-        """Prefill prompt.tokens[start:] (`cache` holds the first `start`), then yield steps
-        until end of sequence or max_tokens; `cache` is updated in place; the caller may
-        stop early."""
+    ) -> Iterator[tuple[int, Any]]:
+        """Prefill prompt.tokens[start:] (`cache` holds the first `start`), then yield the
+        library's (token, logprobs) pairs, at most max_tokens; `cache` is updated in place;
+        the caller may stop early and must close the iterator."""
 
 
 class MlxBackend:
@@ -76,32 +109,3 @@ class MlxBackend:
         self.prefill_step = prefill_step
         self.full_kv_tokens = full_kv_tokens
         self.tool_format = get_tool_format(spec.tool_format)
-
-
-def steps_of(generated: Iterator[tuple[Any, Any]], detokenizer: Any, end_tokens: Container[int],
-             max_tokens: int, prefilled: int) -> Iterator[Step]:
-    """A library's `generate_step` pairs (token, logprobs) as Steps: each token's text through
-    the streaming detokenizer, the finish reason on the last, prefill and decode rates.
-    `prefilled`: prompt tokens the first step had to prefill. Closes `generated` at the end."""
-    detokenizer.reset()
-    started = time.perf_counter()
-    first = None
-    try:
-        for n, (token, _) in enumerate(generated, start=1):
-            token = int(token)
-            now = time.perf_counter()
-            if first is None:
-                first = now
-            prompt_tps = prefilled / max(first - started, 1e-9)
-            generation_tps = (n - 1) / (now - first) if n > 1 else 0.0
-            if token in end_tokens:
-                detokenizer.finalize()
-                yield Step(detokenizer.last_segment, token, n, "stop", prompt_tps, generation_tps)
-                return
-            detokenizer.add_token(token)
-            last = n == max_tokens
-            if last:
-                detokenizer.finalize()
-            yield Step(detokenizer.last_segment, token, n, "length" if last else None, prompt_tps, generation_tps)
-    finally:
-        generated.close()

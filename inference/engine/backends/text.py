@@ -1,12 +1,13 @@
-"""Text models through mlx-lm: load, chat template, generate_step with a prompt cache."""
+"""Text models through mlx-lm: load, chat template, generate_step with a prompt cache, and
+continuous batching through mlx-lm's BatchGenerator."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import mlx.core as mx
 from mlx_lm import load as mlx_lm_load
-from mlx_lm.generate import generate_step, wired_limit
+from mlx_lm.generate import BatchGenerator, generate_step, wired_limit
 from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
 from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
@@ -16,11 +17,11 @@ from ...constraints import GrammarLogitsProcessor, Grammars
 from ...tools.base import prepare_prompt
 from ..messages import to_template_messages
 from ..types import SamplingParams
-from .base import MlxBackend, Prompt, Step, steps_of
+from .base import Batching, Detokenizer, MlxBackend, Prompt, Sampling
 from .kv import reusable_cache
 
 
-def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | None = None) -> dict[str, Any]:
+def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | None = None) -> Sampling:
     """mlx-lm's sampler and logits processors for OpenAI sampling parameters; the grammar's
     mask goes last, so no bias or penalty can bring back a token it ruled out."""
     processors = make_logits_processors(
@@ -30,26 +31,34 @@ def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | Non
     )
     if constraint is not None:
         processors.append(constraint)
-    return {
-        "sampler": make_sampler(temp=params.temperature, top_p=params.top_p if params.top_p < 1.0 else 0.0),
-        "logits_processors": processors,
-    }
+    return Sampling(make_sampler(temp=params.temperature, top_p=params.top_p if params.top_p < 1.0 else 0.0),
+                    processors)
 
 
 class TextModel(MlxBackend):
     def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0):
         super().__init__(spec, path, mlx_lm_load, prefill_step=prefill_step, full_kv_tokens=full_kv_tokens)
         self.tokenizer = self.loaded
-        self.grammars = Grammars(self.tokenizer._tokenizer, self.tokenizer.eos_token_ids)
+        self.end_tokens = self.tokenizer.eos_token_ids
+        self.grammars = Grammars(self.tokenizer._tokenizer, self.end_tokens)
         # Continuous batching (engine/batch.py) merges per-request caches into batch caches;
         # every layer's cache type must know how (mlx-lm's KVCache and RotatingKVCache do).
-        self.supports_batching = all(hasattr(c, "merge") for c in make_prompt_cache(self.model))
+        mergeable = all(hasattr(c, "merge") for c in make_prompt_cache(self.model))
+        self.batching: Batching | None = self if mergeable else None
 
-    def sampling(self, params: SamplingParams) -> dict[str, Any]:
+    def sampling(self, params: SamplingParams) -> Sampling:
         """This request's sampler and logits processors (a fresh grammar state per call)."""
         return sampling_of(params, self.grammars.processor(params.grammar))
 
-    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
+    def batch_generator(self, size: int) -> BatchGenerator:
+        return BatchGenerator(
+            self.model, stop_tokens=[[t] for t in self.end_tokens],
+            completion_batch_size=size, prefill_batch_size=size, prefill_step_size=self.prefill_step,
+        )
+
+    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
+                      images: Sequence[Any] = ()) -> Prompt:
+        """`images` is always empty: a text model refuses image parts (messages.text_of)."""
         template = getattr(self.tokenizer, "chat_template", None)
         template_messages, template_tools = prepare_prompt(
             self.tool_format, to_template_messages(messages), tools, template
@@ -70,18 +79,20 @@ class TextModel(MlxBackend):
         return reusable_cache(make_prompt_cache(self.model), getattr(self.model, "model_type", ""), tokens,
                               self.full_kv_tokens, RotatingKVCache, KVCache)
 
-    def generate(
+    def detokenizer(self) -> Detokenizer:
+        return self.tokenizer.detokenizer  # a new one per call
+
+    def token_stream(
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
-    ) -> Iterator[Step]:
+    ) -> Iterator[tuple[int, Any]]:
         """Prefill what `cache` lacks in chunks, then decode token by token."""
         rest = prompt.tokens[start:]
         if params.seed is not None:
             mx.random.seed(params.seed)
+        sampling = self.sampling(params)
         with wired_limit(self.model):
-            yield from steps_of(
-                generate_step(
-                    mx.array(rest), self.model, max_tokens=max_tokens, prompt_cache=cache,
-                    prefill_step_size=self.prefill_step, **self.sampling(params),
-                ),
-                self.tokenizer.detokenizer, self.tokenizer.eos_token_ids, max_tokens, len(rest),
+            yield from generate_step(
+                mx.array(rest), self.model, max_tokens=max_tokens, prompt_cache=cache,
+                prefill_step_size=self.prefill_step, sampler=sampling.sampler,
+                logits_processors=sampling.logits_processors,
             )

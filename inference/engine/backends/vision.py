@@ -15,36 +15,23 @@ over the whole prompt, so a prefix that ends before or inside an image is not wo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import mlx.core as mx
 
 from registry.specs import ModelSpec
 
 from ...constraints import Grammars
+from ...images import LoadedImage, image_parts
 from ...tools.base import prepare_prompt
 from ..messages import to_vision_messages
-from ..types import InvalidImage, SamplingParams
-from .base import MlxBackend, Prompt, Step, steps_of
+from ..types import ImagesNotPrepared, SamplingParams
+from .base import Detokenizer, MlxBackend, Prompt
 from .kv import reusable_cache
 from .text import sampling_of
 
 # What the processor returns beside the tokens that the model needs again at prefill.
 _TEXT_KEYS = ("input_ids", "attention_mask", "pixel_values", "token_type_ids", "mm_token_type_ids")
-
-
-def _resolve(part: dict[str, Any], where: str) -> Any:
-    """The part's image: loaded by the API layer, or here (the engine used on its own)."""
-    image = part.get("image")
-    if image is not None:
-        return image
-    from ...images import ImageLimits, load_part
-
-    try:
-        limits = ImageLimits.from_settings()
-    except Exception:  # no Django settings: the engine used as a library
-        limits = ImageLimits()
-    return load_part(part, where, limits)
 
 
 class VisionModel(MlxBackend):
@@ -66,14 +53,20 @@ class VisionModel(MlxBackend):
         if self.tokenizer.eos_token_id is not None:
             self.end_tokens.add(self.tokenizer.eos_token_id)
         self.grammars = Grammars(self.tokenizer, self.end_tokens)
+        # mlx-lm's BatchGenerator drives text models only; image requests run one at a time.
+        self.batching = None
 
     # --- prompt -----------------------------------------------------------------------------
 
-    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None) -> Prompt:
-        images: list[Any] = []
+    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
+                      images: Sequence[LoadedImage] = ()) -> Prompt:
+        places = [where for where, _ in image_parts(messages)]
+        if len(places) != len(images):
+            raise ImagesNotPrepared(f"{len(places)} image parts came with {len(images)} decoded images "
+                                    "(inference/images.py loads them)", param=places[0] if places else "messages")
         template = getattr(self.tokenizer, "chat_template", None)
         template_messages, template_tools = prepare_prompt(
-            self.tool_format, to_vision_messages(messages, images, _resolve), tools, template
+            self.tool_format, to_vision_messages(messages), tools, template
         )
         text = self.tokenizer.apply_chat_template(
             template_messages, tools=template_tools, add_generation_prompt=True, tokenize=False
@@ -89,8 +82,8 @@ class VisionModel(MlxBackend):
                 add_special_tokens=add_special_tokens, return_tensors="mlx",
             )
         except Exception as exc:  # e.g. an aspect ratio the processor cannot tile
-            where = next(iter(_image_places(messages)), "messages")
-            raise InvalidImage(f"the images could not be prepared for {self.spec.id}: {exc}", param=where) from exc
+            raise ImagesNotPrepared(f"the images could not be prepared for {self.spec.id}: {exc}",
+                                    param=places[0]) from exc
         tokens = inputs["input_ids"][0].tolist()
         positions = [i for i, t in enumerate(tokens) if t in self.media_tokens]
         return Prompt(
@@ -117,6 +110,9 @@ class VisionModel(MlxBackend):
 
     # --- generation -------------------------------------------------------------------------
 
+    def detokenizer(self) -> Detokenizer:
+        return self.processor.detokenizer  # one per processor: reset per request (vision never batches)
+
     def _positions_for_prefix(self, prompt: Prompt) -> dict[str, Any]:
         """Qwen-style MRoPE positions of the whole prompt, for a prefill that starts inside it
         (the language model slices them at the cache offset); nothing for other models."""
@@ -131,9 +127,9 @@ class VisionModel(MlxBackend):
         )
         return {"position_ids": position_ids, "rope_deltas": rope_deltas}
 
-    def generate(
+    def token_stream(
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
-    ) -> Iterator[Step]:
+    ) -> Iterator[tuple[int, Any]]:
         """Prefill what `cache` lacks (with the pixel values when the images are in it), then
         decode token by token."""
         from mlx_vlm.generate import generate_step, generation_stream, wired_limit
@@ -155,21 +151,11 @@ class VisionModel(MlxBackend):
             kwargs.update(self._positions_for_prefix(prompt))
         if params.seed is not None:
             mx.random.seed(params.seed)
+        sampling = sampling_of(params, self.grammars.processor(params.grammar))
         with wired_limit(self.model, [generation_stream]):
-            yield from steps_of(
-                generate_step(
-                    mx.array([rest]), self.model, pixel_values, mask, max_tokens=max_tokens,
-                    prompt_cache=cache, prefill_step_size=self.prefill_step,
-                    **sampling_of(params, self.grammars.processor(params.grammar)), **kwargs,
-                ),
-                self.processor.detokenizer, self.end_tokens, max_tokens, len(rest),
+            yield from generate_step(
+                mx.array([rest]), self.model, pixel_values, mask, max_tokens=max_tokens,
+                prompt_cache=cache, prefill_step_size=self.prefill_step, sampler=sampling.sampler,
+                logits_processors=sampling.logits_processors, **kwargs,
             )
 
-
-def _image_places(messages: list[dict[str, Any]]) -> Iterator[str]:
-    for i, message in enumerate(messages):
-        content = message.get("content")
-        if isinstance(content, list):
-            for j, part in enumerate(content):
-                if part.get("type") == "image_url":
-                    yield f"messages[{i}].content[{j}]"

@@ -27,7 +27,7 @@ class Command(DaphneRunserver):
         if name:
             from registry.active import get_registry
 
-            from inference.engine import get_engine
+            from inference.runtime import get_engine
 
             registry = get_registry()
             spec = registry.default if name == "default" else registry.resolve(name)

@@ -1,0 +1,91 @@
+"""One request's generation, token by token: the only place a generated token becomes text,
+counts, rates and events, whichever decoder produced it (decode.py alone, batch.py in a batch).
+
+The detokenizer rules are mlx-lm's: an end token is not part of the text (the detokenizer is
+finalized instead); the last token a request may have is added, then the detokenizer is
+finalized. Stop strings are held back until they are known not to be one (stops.py).
+"""
+from __future__ import annotations
+
+import time
+from typing import Container
+
+from .backends import Detokenizer
+from .scheduler import Job
+from .session import Prepared, Session
+from .stops import StopFilter
+from .types import Delta, Finished, Started
+
+
+class Sequence:
+    def __init__(self, job: Job, session: Session, prepared: Prepared, detokenizer: Detokenizer,
+                 end_tokens: Container[int]):
+        self.job = job
+        self.session = session
+        self.prepared = prepared
+        self.detokenizer = detokenizer
+        self.end_tokens = end_tokens
+        self.stops = StopFilter(job.request.params.stop)
+        self.tokens: list[int] = []
+        self.admitted = time.perf_counter()
+        self.first: float | None = None  # when its first token came
+        self.last: float | None = None
+        # Raised by one of its logits processors (a grammar bug) inside a batched decode step;
+        # batch.py fails this sequence alone after the step.
+        self.error: Exception | None = None
+        detokenizer.reset()
+
+    def start(self) -> None:
+        """Tell the client generation begins (the prompt is rendered and fits)."""
+        self.job.emit(Started(len(self.prepared.prompt.tokens), self.prepared.cached))
+
+    def on_token(self, token: int) -> str | None:
+        """One generated token; the finish reason when the sequence ends here: cancelled (the
+        client left; this token is dropped), stop (an end token or a stop string), length
+        (max_tokens); None to go on."""
+        if self.job.cancelled.is_set():
+            return "cancelled"
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        self.last = now
+        self.tokens.append(token)
+        self.job.generated = len(self.tokens)
+        finish = None
+        if token in self.end_tokens:
+            self.detokenizer.finalize()
+            finish = "stop"
+        else:
+            self.detokenizer.add_token(token)
+            if len(self.tokens) == self.prepared.max_tokens:
+                self.detokenizer.finalize()
+                finish = "length"
+        text, hit = self.stops.feed(self.detokenizer.last_segment)
+        self._say(text)
+        if hit:
+            return "stop"
+        if finish:
+            self._say(self.stops.flush())
+        return finish
+
+    def on_end(self) -> str:
+        """The token stream ended before an end token or max_tokens (a backend whose library
+        stops by itself): what is held back is final. The finish reason: stop."""
+        self.detokenizer.finalize()
+        text, hit = self.stops.feed(self.detokenizer.last_segment)
+        self._say(text)
+        if not hit:
+            self._say(self.stops.flush())
+        return "stop"
+
+    def finish(self, reason: str, cache: list | None) -> None:
+        """Store its KV cache for the next turn's prefix and send Finished with its counts."""
+        self.session.store(self.prepared, self.tokens, cache)
+        n = len(self.tokens)
+        rate = (n - 1) / (self.last - self.first) if n > 1 and self.last > self.first else 0.0
+        self.job.emit(Finished(reason, len(self.prepared.prompt.tokens), n,
+                               cached_tokens=self.prepared.cached, generation_tps=rate))
+
+    def _say(self, text: str) -> None:
+        if text:
+            self.job.emit(Delta(text))

@@ -1,0 +1,62 @@
+"""The resident model and its prompt cache: what every request of that model is prepared
+against and, when it finishes, stored into.
+
+Both decoders (decode.py alone, batch.py together) prepare and store through here, so the
+context check and the prefix cache work the same whichever path a request takes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .backends import LoadedModel, Prompt
+from .prompt_cache import PromptCache
+from .types import ChatRequest, ContextLengthExceeded
+
+
+@dataclass
+class Prepared:
+    """A request checked against the context and matched against the prompt cache."""
+
+    prompt: Prompt
+    key: tuple
+    cache: list  # the KV cache to continue: a private copy of the cached prefix, or empty
+    cached: int  # prompt tokens `cache` already holds
+    max_tokens: int
+
+
+@dataclass
+class Session:
+    model: LoadedModel
+    loaded_at: float  # wall clock
+    load_seconds: float
+    prompt_cache: PromptCache | None  # dropped with the model on swap
+    default_max_tokens: int  # for requests that set none, capped by the room left
+
+    def prepare(self, request: ChatRequest) -> Prepared:
+        """Render the prompt, check it fits, and find its cached prefix (or a fresh cache)."""
+        model = self.model
+        prompt = model.render_prompt(request.messages, request.tools, request.images)
+        n_prompt = len(prompt.tokens)
+        room = model.context_length - n_prompt
+        max_tokens = request.params.max_tokens or min(self.default_max_tokens, room)
+        if max_tokens > room or room <= 0:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {model.context_length} tokens. However, "
+                f"you requested {n_prompt + max_tokens} tokens ({n_prompt} in the messages, "
+                f"{max_tokens} in the completion). Please reduce the length of the messages or "
+                "completion.",
+                context_length=model.context_length, prompt_tokens=n_prompt, max_tokens=max_tokens,
+            )
+        store = self.prompt_cache
+        key = (model.spec.id, *prompt.cache_key)
+        cache, rest = store.fetch(key, prompt.tokens) if store is not None else (None, prompt.tokens)
+        cached = n_prompt - len(rest)
+        if cache is None or not model.accepts_cached_prefix(prompt, cached):
+            cache, cached = model.new_cache(n_prompt + max_tokens), 0
+        return Prepared(prompt, key, cache, cached, max_tokens)
+
+    def store(self, prepared: Prepared, generated: list[int], cache: list[Any] | None) -> None:
+        """Keep a finished request's KV cache for the next turn's prefix."""
+        if self.prompt_cache is not None and cache is not None:
+            self.prompt_cache.store(prepared.key, prepared.prompt.tokens + generated, cache)

@@ -35,7 +35,9 @@ PARTS = {
     "detokenizer": ("tokenizer_utils.py",),
     "sampling/logits processors": ("sample_utils.py",),
     "MLX compute (generate_step, eval)": ("generate.py", "mlx_lm/models/", "mlx/nn/"),
-    "engine per-token Python (engine.py, text.py, stops)": ("engine/engine.py", "backends/text.py", "engine/stops.py"),
+    "engine per-token Python (decode, sequence, batch, engine, text.py, stops)": (
+        "engine/decode.py", "engine/sequence.py", "engine/batch.py", "engine/engine.py", "backends/text.py",
+        "engine/stops.py"),
     "thread hand-off (call_soon_threadsafe, queue)": ("call_soon_threadsafe", "_write_to_self", "asyncio/queues.py"),
     "chat API per chunk (chat.py, tool parser)": ("api/chat.py", "inference/tools/"),
     "Django/ASGI/Daphne/Twisted plumbing": ("django/", "daphne/", "twisted/", "asgiref/", "autobahn/"),

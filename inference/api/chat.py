@@ -15,7 +15,7 @@ from ..engine.types import (
     Loading, ModelLoadError, SamplingParams, Started, UnsupportedContent,
 )
 from ..models import RequestLog
-from ..tools import ContentDelta, ParsedOutput, StreamEvent, StreamParser, ToolCallDelta, get_tool_format
+from ..tools import ContentDelta, ParsedOutput, StreamEvent, StreamParser, ToolCallDelta, ToolFormat
 from ..tools.base import PassthroughParser
 from .errors import APIError, InvalidRequest, ServerError, ServiceUnavailable, body_of
 from .errors import QueueFull as TooManyWaiting
@@ -24,7 +24,7 @@ from .logs import CallLog
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def build_chat_request(data: dict[str, Any], tool_format: str = "none") -> ChatRequest:
+def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat) -> ChatRequest:
     """The engine's request; `tool_format` (the model's) is the syntax a forced call takes."""
     tools = data.get("tools") or None
     if data.get("tool_choice") == "none":
@@ -110,14 +110,14 @@ class ChatCall:
     """
 
     def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, include_usage: bool,
-                 tools: list[dict] | None):
+                 tools: list[dict] | None, tool_format: ToolFormat):
         self.log = log
         self.spec = spec
         self.events = events
         self.include_usage = include_usage
         self.created = int(time.time())
         self.parser: StreamParser = (
-            get_tool_format(spec.tool_format).stream_parser(tools) if tools else PassthroughParser()
+            tool_format.stream_parser(tools) if tools else PassthroughParser()
         )
         self._closed = False
 

@@ -19,6 +19,7 @@ from registry.locate import context_length
 from registry.specs import ModelSpec
 
 from ..engine import get_engine
+from ..tools import ToolFormat, get_tool_format
 from .chat import ChatCall, build_chat_request
 from .errors import (
     APIError, InvalidRequest, MethodNotAllowed, ModelNotFound, RequestTooLarge, error_response,
@@ -56,6 +57,17 @@ def resolve_model(name: str) -> ModelSpec:
         raise ModelNotFound(f"The model `{name}` does not exist. GET /v1/models lists the models.",
                             param="model")
     return spec
+
+
+def tool_format_of(spec: ModelSpec) -> ToolFormat:
+    """The model's tool format, looked up once per request; one that is not registered (a
+    models.yaml edited since start-up, which the system check did not see) makes the model
+    unavailable rather than failing mid-request."""
+    try:
+        return get_tool_format(spec.tool_format)
+    except KeyError as exc:
+        raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {exc.args[0]}",
+                            code="model_not_available", param="model") from None
 
 
 class ModelListView(APIView):
@@ -122,12 +134,13 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
                                 code="model_not_available", param="model")
         await load_request_images(spec, data["messages"], log)
-        chat_request = build_chat_request(data, tool_format=spec.tool_format)
+        tool_format = tool_format_of(spec)
+        chat_request = build_chat_request(data, tool_format=tool_format)
         call = ChatCall(
             log=log, spec=spec,
             events=get_engine().stream(spec, chat_request),
             include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
-            tools=chat_request.tools,
+            tools=chat_request.tools, tool_format=tool_format,
         )
         await call.start()
         headers = {"x-request-id": log.request_id}

@@ -21,6 +21,7 @@ import warnings
 from typing import Any
 
 from .base import ToolFormat, ToolParseError, decode_arguments, function_of
+from .call_grammar import IndexedTools, json_rule, tool_parameters
 
 TOOLS_SYSTEM = """\
 # Tools
@@ -138,6 +139,28 @@ class QwenToolCall(ToolFormat):
         function = function_of(call)
         payload = {"name": function.get("name", ""), "arguments": decode_arguments(function.get("arguments"))}
         return f"<tool_call>\n{json.dumps(payload, ensure_ascii=False)}\n</tool_call>"
+
+    def call_grammar(self, tools: IndexedTools, parallel: bool) -> str:
+        """`<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`, one JSON object per
+        block, its name fixed to an offered tool and its arguments held to that tool's schema."""
+        rules, names = [], []
+        for index, tool in tools:
+            call = {
+                "type": "object",
+                "properties": {"name": {"const": function_of(tool)["name"]},
+                               "arguments": tool_parameters(tool, f"tools[{index}]")},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            rules.append(f"call_{index}: {json_rule(call)}")
+            names.append(f"call_{index}")
+        more = ' ("\\n" call_block)*' if parallel else ""
+        return "\n".join([
+            f"calls: call_block{more}",
+            'call_block: "<tool_call>\\n" call "\\n</tool_call>"',
+            f"call: {' | '.join(names)}",
+            *rules,
+        ])
 
     def parse_block(self, body: str, tools: list[dict[str, Any]] | None) -> list[tuple[str, Any]]:
         text = body.strip()

@@ -142,6 +142,9 @@ class ChatCall:
         except asyncio.CancelledError:  # the client left while waiting in the queue or a load
             await self._log_cancelled()
             raise
+        except Exception:  # the view answers it; the engine stops working for nobody
+            await self.events.aclose()
+            raise
         raise ServerError("the engine ended the request without an answer")
 
     async def _log_cancelled(self) -> None:
@@ -198,6 +201,9 @@ class ChatCall:
         except asyncio.CancelledError:
             await self._log_cancelled()
             raise
+        except Exception:  # the view answers it; the engine stops working for nobody
+            await self.events.aclose()
+            raise
         raise ServerError("the engine ended the request without an answer")
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
@@ -219,6 +225,12 @@ class ChatCall:
                 yield sse(self._chunk({"content": event.text}))
             else:
                 yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}))
+
+    async def _ended_by(self, error: APIError) -> bytes:
+        """The stream's last frame before [DONE]: the error (already in the row), the row
+        written first."""
+        await self.log.write()
+        return sse(body_of(error))
 
     async def stream(self) -> AsyncIterator[bytes]:
         """SSE: role first, then content and tool-call deltas as they are made, finish,
@@ -242,9 +254,11 @@ class ChatCall:
                 elif isinstance(event, Failed):
                     error = api_error_of(event.error)
                     self.log.fail(error)
-                    yield sse(body_of(error))
-                    await self.log.write()
+                    yield await self._ended_by(error)
                     yield SSE_DONE
+        except Exception as exc:  # a bug mid-stream is an error, not a client that left
+            yield await self._ended_by(self.log.fail_unexpected(exc))
+            yield SSE_DONE
         finally:
             await self.events.aclose()
             if not self.log.written:  # the client left before [DONE]

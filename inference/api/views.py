@@ -26,7 +26,7 @@ from .errors import (
     from_validation_error,
 )
 from .images import load_request_images
-from .logs import CallLog
+from .logs import CallLog, new_request_id
 from .serializers import ChatCompletionSerializer
 
 
@@ -115,46 +115,51 @@ def parse_json_body(request: HttpRequest) -> dict[str, Any]:
 
 @csrf_exempt
 async def chat_completions(request: HttpRequest) -> HttpResponse:
-    log = CallLog(request)
+    """Every outcome is the request's row: an APIError is its status, anything else a 500
+    (the exception in the row, OpenAI's generic body to the client), and the server goes on."""
+    log: CallLog = request.log_draft
+    log.request_id = new_request_id("chatcmpl")  # the completion's id too, as OpenAI's look
     try:
-        if request.method != "POST":
-            raise MethodNotAllowed(f"Method {request.method} not allowed; use POST.")
-        # Parsing and validating a large body takes CPU time: off the event loop, so streams
-        # in flight and /health keep going meanwhile.
-        payload = await sync_to_async(parse_json_body, thread_sensitive=False)(request)
-        log.set(model=str(payload.get("model", ""))[:512], stream=payload.get("stream") is True)
-        serializer = ChatCompletionSerializer(data=payload)
-        if not await sync_to_async(serializer.is_valid, thread_sensitive=False)():
-            raise from_validation_error(serializer.errors)
-        data = serializer.validated_data
-        spec = resolve_model(data["model"])
-        log.set(resolved_model=spec.id)
-        where = locate_spec(spec)
-        if not where.available:
-            raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
-                                code="model_not_available", param="model")
-        await load_request_images(spec, data["messages"], log)
-        tool_format = tool_format_of(spec)
-        chat_request = build_chat_request(data, tool_format=tool_format)
-        call = ChatCall(
-            log=log, spec=spec,
-            events=get_engine().stream(spec, chat_request),
-            include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
-            tools=chat_request.tools, tool_format=tool_format,
-        )
-        await call.start()
-        headers = {"x-request-id": log.request_id}
-        if data.get("stream"):
-            response = StreamingHttpResponse(call.stream(), content_type="text/event-stream", headers=headers)
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            return response
-        body = await call.complete()
-        await log.write()
-        return JsonResponse(body, headers=headers, json_dumps_params={"ensure_ascii": False})
+        return await _chat(request, log)
     except APIError as error:
         log.fail(error)
-        response = error_response(error)
-        log.set(response=response.content.decode())
-        await log.write()
+        return error_response(error)
+    except Exception as exc:
+        return error_response(log.fail_unexpected(exc))
+
+
+async def _chat(request: HttpRequest, log: CallLog) -> HttpResponse:
+    if request.method != "POST":
+        raise MethodNotAllowed(f"Method {request.method} not allowed; use POST.")
+    # Parsing and validating a large body takes CPU time: off the event loop, so streams
+    # in flight and /health keep going meanwhile.
+    payload = await sync_to_async(parse_json_body, thread_sensitive=False)(request)
+    log.set(model=str(payload.get("model", ""))[:512], stream=payload.get("stream") is True)
+    serializer = ChatCompletionSerializer(data=payload)
+    if not await sync_to_async(serializer.is_valid, thread_sensitive=False)():
+        raise from_validation_error(serializer.errors)
+    data = serializer.validated_data
+    spec = resolve_model(data["model"])
+    log.set(resolved_model=spec.id)
+    where = locate_spec(spec)
+    if not where.available:
+        raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
+                            code="model_not_available", param="model")
+    await load_request_images(spec, data["messages"], log)
+    tool_format = tool_format_of(spec)
+    chat_request = build_chat_request(data, tool_format=tool_format)
+    call = ChatCall(
+        log=log, spec=spec,
+        events=get_engine().stream(spec, chat_request),
+        include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
+        tools=chat_request.tools, tool_format=tool_format,
+    )
+    await call.start()
+    headers = {"x-request-id": log.request_id}
+    if data.get("stream"):
+        response = StreamingHttpResponse(call.stream(), content_type="text/event-stream", headers=headers)
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
         return response
+    body = await call.complete()
+    return JsonResponse(body, headers=headers, json_dumps_params={"ensure_ascii": False})

@@ -20,6 +20,7 @@ from ..tools.base import PassthroughParser
 from .errors import APIError, InvalidRequest, ServerError, ServiceUnavailable, body_of
 from .errors import QueueFull as TooManyWaiting
 from .logs import CallLog
+from .responses import ChatCompletionResponseSerializer
 
 SSE_DONE = b"data: [DONE]\n\n"
 
@@ -184,7 +185,7 @@ class ChatCall:
                 elif isinstance(event, Finished):
                     self._close_parser()
                     parsed, reason = self._finish(event)
-                    body = {
+                    return ChatCompletionResponseSerializer({
                         "id": self.log.request_id,
                         "object": "chat.completion",
                         "created": self.created,
@@ -194,8 +195,7 @@ class ChatCall:
                         }],
                         "usage": usage_of(event),
                         "system_fingerprint": None,
-                    }
-                    return body
+                    }).data
                 elif isinstance(event, Failed):
                     raise api_error_of(event.error)
         except asyncio.CancelledError:

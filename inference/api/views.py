@@ -27,28 +27,27 @@ from .errors import (
 )
 from .images import load_request_images
 from .logs import CallLog, new_request_id
+from .responses import ModelEntry, ModelSerializer, model_list
 from .serializers import ChatCompletionSerializer
 
 
-def model_entry(spec: ModelSpec, loaded_id: str | None) -> dict[str, Any]:
+def model_entry(spec: ModelSpec, loaded_id: str | None) -> ModelEntry:
     where = locate_spec(spec)
-    return {
-        "id": spec.id,
-        "object": "model",
-        "created": int(where.path.stat().st_mtime) if where.path else 0,
-        "owned_by": "mlx-server",
-        "aliases": list(spec.aliases),
-        "backend": spec.backend,
-        "tool_format": spec.tool_format,
-        "capabilities": list(spec.capabilities),
-        "context_length": context_length(spec, where.path),
-        "available": where.available,
-        "unavailable_reason": where.reason or None,
-        "loaded": spec.id == loaded_id,
-        "ttl": get_engine().ttl_of(spec) or None,
-        "fixture": spec.fixture,
-        "description": spec.description,
-    }
+    return ModelEntry(
+        id=spec.id,
+        created=int(where.path.stat().st_mtime) if where.path else 0,
+        aliases=spec.aliases,
+        backend=spec.backend,
+        tool_format=spec.tool_format,
+        capabilities=spec.capabilities,
+        context_length=context_length(spec, where.path),
+        available=where.available,
+        unavailable_reason=where.reason or None,
+        loaded=spec.id == loaded_id,
+        ttl=get_engine().ttl_of(spec) or None,
+        fixture=spec.fixture,
+        description=spec.description,
+    )
 
 
 def resolve_model(name: str) -> ModelSpec:
@@ -74,12 +73,12 @@ class ModelListView(APIView):
     def get(self, request):
         registry = get_registry()
         loaded = get_engine().loaded_id
-        return Response({"object": "list", "data": [model_entry(s, loaded) for s in registry.specs]})
+        return Response(model_list([model_entry(s, loaded) for s in registry.specs]))
 
 
 class ModelDetailView(APIView):
     def get(self, request, model: str):
-        return Response(model_entry(resolve_model(model), get_engine().loaded_id))
+        return Response(ModelSerializer(model_entry(resolve_model(model), get_engine().loaded_id)).data)
 
 
 class HealthView(APIView):

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry.active import get_registry, locate_spec
-from registry.locate import context_length
+from registry.model_folder import context_length
 from registry.specs import ModelSpec
 
 from ..engine import get_engine
@@ -67,6 +67,18 @@ def tool_format_of(spec: ModelSpec) -> ToolFormat:
     except KeyError as exc:
         raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {exc.args[0]}",
                             code="model_not_available", param="model") from None
+
+
+def servable_model(name: str, log: CallLog) -> tuple[ModelSpec, ToolFormat]:
+    """The model a chat request names, checked once here: registered, its files at hand (the
+    worker materializes them), its tool format known. Filesystem work: run it off the loop."""
+    spec = resolve_model(name)
+    log.set(resolved_model=spec.id)
+    where = locate_spec(spec)
+    if not where.available:
+        raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
+                            code="model_not_available", param="model")
+    return spec, tool_format_of(spec)
 
 
 class ModelListView(APIView):
@@ -138,14 +150,9 @@ async def _chat(request: HttpRequest, log: CallLog) -> HttpResponse:
     if not await sync_to_async(serializer.is_valid, thread_sensitive=False)():
         raise from_validation_error(serializer.errors)
     data = serializer.validated_data
-    spec = resolve_model(data["model"])
-    log.set(resolved_model=spec.id)
-    where = locate_spec(spec)
-    if not where.available:
-        raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
-                            code="model_not_available", param="model")
+    # Reading models.yaml and looking for the model's files touch the disk: off the loop too.
+    spec, tool_format = await sync_to_async(servable_model, thread_sensitive=False)(data["model"], log)
     await load_request_images(spec, data["messages"], log)
-    tool_format = tool_format_of(spec)
     chat_request = build_chat_request(data, tool_format=tool_format)
     call = ChatCall(
         log=log, spec=spec,

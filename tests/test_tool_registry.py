@@ -98,3 +98,15 @@ def test_tools_and_constraints_import_in_either_order(first):
     code = f"import {first}, inference.tools, inference.constraints; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("name", sorted(TOOL_FORMATS))
+def test_developer_is_system_once_normalized_for_every_format(name):
+    """developer -> system happens once, in engine/messages.py, before any format renders."""
+    from inference.engine.messages import to_template_messages
+
+    messages = to_template_messages([{"role": "developer", "content": "Be brief."},
+                                     {"role": "user", "content": "Hi"}])
+    rendered = get_tool_format(name).render_messages(messages, None)
+    assert rendered[0] == {"role": "system", "content": "Be brief."}
+    assert all(m["role"] != "developer" for m in rendered)

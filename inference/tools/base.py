@@ -269,6 +269,9 @@ class ToolFormat(ABC):
         """OpenAI-shaped messages -> messages for the chat template, with the tools described
         and past calls/results written the way this model family writes them.
 
+        The roles are already normalized (inference/engine/messages.py: `developer` is
+        `system` by then), so a format handles system, user, assistant and tool only.
+
         `template_renders_tools`: the tokenizer's template renders `tools=` (and tool
         turns) itself, so the format should leave that to it where it can.
         """

@@ -181,7 +181,7 @@ class GemmaToolCode(ToolFormat):
             elif role == "tool":
                 # As in Google's guide: the result alone; several results keep call order.
                 role, content = "user", f"```tool_output\n{content or ''}\n```"
-            elif role in ("system", "developer"):
+            elif role == "system":
                 role = "system" if i == 0 else "user"  # the template folds only a leading one
             if out and out[-1]["role"] == role and role in ("user", "assistant"):
                 out[-1]["content"] = _join(out[-1]["content"], content)

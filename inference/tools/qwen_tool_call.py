@@ -94,8 +94,6 @@ class QwenToolCall(ToolFormat):
         previous = None
         for message in messages:
             role, content = message["role"], message.get("content")
-            if role == "developer":
-                role = "system"
             if role == "assistant" and message.get("tool_calls"):
                 blocks = [self._call_text(call) for call in message["tool_calls"]]
                 content = "\n".join(([content] if content else []) + blocks)
@@ -121,8 +119,6 @@ class QwenToolCall(ToolFormat):
     def _for_template(message: dict[str, Any]) -> dict[str, Any]:
         """Qwen's template renders tool turns itself; it wants arguments as an object."""
         item = dict(message)
-        if item.get("role") == "developer":
-            item["role"] = "system"
         if item.get("content") is None:
             item["content"] = ""
         if item.get("tool_calls"):

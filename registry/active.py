@@ -41,4 +41,4 @@ def materialize_spec(spec: ModelSpec, *, allow_downloads: bool | None = None) ->
     dirs = models_dirs()
     if allow_downloads is not None:
         dirs["allow_downloads"] = allow_downloads
-    return materialize(spec, **dirs)
+    return materialize(spec, **dirs, gguf_dtype=settings.MLX_SERVER_GGUF_DTYPE)

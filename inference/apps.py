@@ -6,6 +6,6 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from . import runtime
+        from . import checks, runtime  # noqa: F401  (checks registers the plug-in system check)
 
         runtime.connect()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Container, Iterator, Protocol, 
 from mlx.utils import tree_flatten
 from mlx_lm.generate import BatchGenerator
 
-from registry.locate import context_length
+from registry.model_folder import context_length
 from registry.specs import ModelSpec
 
 from ...tools import get_tool_format

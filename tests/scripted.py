@@ -72,10 +72,12 @@ class ScriptedModel:
     context_length: int = 64
     nbytes: int = 1000
     generated_steps: int = 0
+    images_seen: list = field(default_factory=list)  # each prompt's `images`, as rendered
     end_tokens: frozenset = frozenset()
     batching: None = None  # decodes alone, as a vision model does
 
     def render_prompt(self, messages, tools, images=()):
+        self.images_seen.append(list(images))
         return Prompt([ord(c) for m in messages for c in str(m.get("content") or "")])
 
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:

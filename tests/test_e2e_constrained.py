@@ -13,8 +13,8 @@ import jsonschema
 import openai
 import pytest
 
-from tests.live import LiveServer
-from tests.schemas import PROFILE_SCHEMA
+from testkit.live import LiveServer
+from testkit.schemas import PROFILE_SCHEMA
 
 pytestmark = pytest.mark.e2e
 

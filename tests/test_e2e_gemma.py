@@ -9,7 +9,7 @@ import json
 import openai
 import pytest
 
-from tests.live import LiveServer
+from testkit.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 

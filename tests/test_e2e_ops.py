@@ -20,7 +20,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.live import LiveServer
+from testkit.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 

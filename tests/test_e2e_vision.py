@@ -19,7 +19,7 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.live import LiveServer
+from testkit.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 

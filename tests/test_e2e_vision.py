@@ -184,13 +184,18 @@ def test_prompt_tokens_grow_by_the_processors_image_tokens(client, model, tiny_g
 
 @pytest.mark.parametrize("model", FIXTURES)
 def test_jpeg_from_a_url_and_two_images_in_one_message(client, vision_server, image_host, model):
-    from_url = greedy(client, model, ask(f"{image_host.url}/cat.jpg"), stream=True)
-    assert "".join(c.choices[0].delta.content or "" for c in from_url if c.choices) is not None
+    chunks = list(greedy(client, model, ask(f"{image_host.url}/cat.jpg"), stream=True))
+    from_url = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     (record,) = json.loads(last_row(vision_server)["images"])
     assert record["source"] == "url" and record["format"] == "JPEG"
     assert record["sha256"] == hashlib.sha256(image_host.jpeg).hexdigest()
-
+    # The model saw the fetched picture: the same bytes sent inline get the same greedy answer.
     jpeg_uri = data_uri(image_host.jpeg, "image/jpeg")
+    inline = greedy(client, model, ask(jpeg_uri))
+    assert from_url == inline.choices[0].message.content
+    assert json.loads(last_row(vision_server)["images"])[0]["sha256"] == record["sha256"]
+
     both = greedy(client, model, ask(data_uri(image_bytes("red")), jpeg_uri))
     swapped = greedy(client, model, ask(jpeg_uri, data_uri(image_bytes("red"))))
     assert both.usage.prompt_tokens == swapped.usage.prompt_tokens

@@ -84,6 +84,8 @@ CASES = {
     "gemma3-270m-bf16": Case("gemma3_270m_llamacpp.json", "gemma3_gguf"),
     **{f"tiny-{arch}-bf16": Case(f"tiny_{arch}_llamacpp.json", f"tiny:{arch}") for arch in TINY_ARCHS},
     **{f"tiny-{arch}-q8": Case(f"tiny_{arch}_llamacpp.json", f"tiny:{arch}", quantize=8) for arch in TINY_ARCHS},
+    # Q2_K..Q6_K on a tiny random llama; its own checks are in test_gguf_parity_kquants.py.
+    "tiny-kquants-bf16": Case("tiny_llama-kquants_llamacpp.json", "tiny:llama-kquants"),
 }
 
 

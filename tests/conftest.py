@@ -10,6 +10,17 @@ import yaml
 pytest_plugins = ["tests.fixtures_models"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Keep the markers true: a test on a real-model fixture is marked `model` (in process) or `e2e`."""
+    from tests.fixtures_models import MODEL_FIXTURES
+
+    unmarked = [item.nodeid for item in items if MODEL_FIXTURES & set(item.fixturenames)
+                and not any(item.iter_markers("model")) and not any(item.iter_markers("e2e"))]
+    if unmarked:
+        raise pytest.UsageError("these tests use a real model but are marked neither `model` nor `e2e`:\n  "
+                                + "\n  ".join(unmarked))
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
     """The server on the real SmolLM2 import, two dtypes registered to swap between."""

@@ -15,6 +15,13 @@ from registry.gguf.sources import resolve_source
 from testkit.cache import GEMMA3_SOURCE, SMOLLM2_SOURCE, TEST_CACHE
 from tests.tiny_ggufs import tiny_gguf
 
+# The fixtures below: a test that uses one (directly or through another fixture) must be marked
+# `model` or `e2e` (conftest.py refuses to collect it otherwise), so `-m "not e2e and not model"` stays fast.
+MODEL_FIXTURES = frozenset({
+    "smollm2_gguf", "smollm2_bf16_dir", "smollm2_f32_dir", "gemma3_gguf", "gemma3_bf16_dir", "tiny_ggufs",
+    "tiny_gemma3_dir", "tiny_qwen3_vl_dir",
+})
+
 
 def imported(gguf: Path, dtype: str = "bfloat16", quantize: int | None = None) -> Path:
     """GGUF imported into var/test-cache/models (once per file and settings; later calls find it done)."""

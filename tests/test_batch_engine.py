@@ -16,7 +16,7 @@ from inference.engine.types import ChatRequest, Delta, Finished, SamplingParams,
 from registry.specs import ModelSpec, Source
 from tests.fixtures_models import imported
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.model
 
 
 def engine_for(path, batch_size, cache=True, **load):

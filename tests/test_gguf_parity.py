@@ -57,6 +57,8 @@ import pytest
 
 from tests.fixtures_models import imported
 
+pytestmark = pytest.mark.model
+
 REFERENCES = Path(__file__).resolve().parent / "reference"
 MIN_AGREEMENT = 0.95
 MIN_AGREEMENT_4_BIT = 0.90  # the bar where we re-quantize to 4 bits

@@ -39,6 +39,8 @@ from registry.gguf.reader import GGUFFile
 from tests.fixtures_models import imported
 from tests.tiny_ggufs import KQUANT_LAYOUTS, SHAPES
 
+pytestmark = pytest.mark.model
+
 MODEL = "llama-kquants"  # test_gguf_parity.py's case "tiny-kquants-bf16"
 
 

@@ -60,6 +60,14 @@ def tiny_ggufs(smollm2_gguf: Path, gemma3_gguf: Path) -> Callable[[str], Path]:
     return lambda arch: tiny_gguf(arch, TEST_CACHE / "tiny-gguf", smollm2_gguf=smollm2_gguf, gemma_gguf=gemma3_gguf)
 
 
+@pytest.fixture(scope="session")
+def tokenizer(smollm2_bf16_dir):
+    """SmolLM2's tokenizer (transformers'), shared by the modules that count or ban its tokens."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))
+
+
 def _fixture(name: str) -> Path:
     from registry.fixtures import build_fixture
 

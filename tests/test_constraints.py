@@ -24,13 +24,6 @@ SCHEMA_FORMAT = {"type": "json_schema", "json_schema": {"name": "profile", "sche
 
 
 @pytest.fixture(scope="module")
-def tokenizer(smollm2_bf16_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))
-
-
-@pytest.fixture(scope="module")
 def grammars(tokenizer):
     return Grammars(tokenizer, [tokenizer.convert_tokens_to_ids("<|im_end|>")])
 

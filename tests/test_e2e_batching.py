@@ -137,10 +137,3 @@ def test_stop_strings_and_max_tokens_per_request(batch_client, openai_client, re
     assert expected[1][1:] == ("length", 3) and expected[2][1:] == ("length", 7)
     results, _ = concurrently(*(lambda p=p, kw=kw: ask(batch_client, p, **kw) for p, kw in zip(PROMPTS, kwargs)))
     assert results == expected
-
-
-@pytest.fixture(scope="module")
-def tokenizer(smollm2_bf16_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 
+from functools import partial
+
 import openai
 import pytest
 
 from testkit.live import LiveServer
+from tests import helpers
 
 pytestmark = pytest.mark.e2e
 
-GREEDY = {"temperature": 0, "max_tokens": 12}
 QUESTION = [{"role": "user", "content": "Write one sentence about the sea."}]
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city.",
@@ -46,8 +48,7 @@ def tokenizer(gemma3_bf16_dir):
     return AutoTokenizer.from_pretrained(str(gemma3_bf16_dir))
 
 
-def chat(client, model="gemma-3-270m", messages=QUESTION, **kw):
-    return client.chat.completions.create(model=model, messages=messages, **{**GREEDY, **kw})
+chat = partial(helpers.chat, model="gemma-3-270m", messages=QUESTION, max_tokens=12)
 
 
 def test_gemma_answers_with_real_usage_streamed_and_not(client, tokenizer):

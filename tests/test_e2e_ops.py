@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import openai
@@ -21,6 +22,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from testkit.live import LiveServer
+from tests import helpers
 
 pytestmark = pytest.mark.e2e
 
@@ -62,16 +64,12 @@ def client(ops_server):
 
 
 @pytest.fixture(scope="module")
-def no_end(smollm2_bf16_dir):
+def no_end(tokenizer):
     """logit_bias that bans the end-of-turn tokens, so a generation runs to max_tokens."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))
     return {str(tokenizer.convert_tokens_to_ids("<|im_end|>")): -100, str(tokenizer.eos_token_id): -100}
 
 
-def chat(client, model=BF16, messages=QUESTION, **kw):
-    return client.chat.completions.create(model=model, messages=messages, **{"temperature": 0, "max_tokens": 24, **kw})
+chat = partial(helpers.chat, model=BF16, messages=QUESTION, max_tokens=24)
 
 
 def health(server) -> dict:

@@ -14,17 +14,18 @@ import http.server
 import io
 import json
 import threading
+from functools import partial
 
 import openai
 import pytest
 from PIL import Image
 
 from testkit.live import LiveServer
+from tests.helpers import chat
 
 pytestmark = pytest.mark.e2e
 
 FIXTURES = ["tiny-gemma3-vision", "tiny-qwen3-vl"]
-GREEDY = {"temperature": 0, "max_tokens": 8}
 
 
 def image_bytes(kind: str, fmt: str = "PNG", size: tuple[int, int] = (96, 96)) -> bytes:
@@ -118,8 +119,7 @@ def client(vision_server):
     return openai.OpenAI(base_url=f"{vision_server.url}/v1", api_key="x", max_retries=0, timeout=120)
 
 
-def greedy(client, model, messages, **kw):
-    return client.chat.completions.create(model=model, messages=messages, **{**GREEDY, **kw})
+greedy = partial(chat, max_tokens=8)
 
 
 def last_row(server) -> dict:

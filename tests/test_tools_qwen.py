@@ -17,7 +17,7 @@ from inference.tools.qwen_tool_call import loads_tolerant
 from tests.tool_cases import QWEN_CASES as CASES
 from tests.tool_cases import QWEN_TOOLS as TOOLS
 from tests.tool_cases import QWEN_WEATHER as WEATHER
-from tests.tool_cases import SAME, block
+from tests.tool_cases import SAME
 
 FMT = get_tool_format("qwen_tool_call")
 

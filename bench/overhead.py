@@ -46,8 +46,6 @@ class RawMlxLm:
 def interleaved_runs(model_dir: Path, tokens: int, reps: int) -> dict:
     """Raw mlx-lm and our server (prompt cache off, so both prefill the same prompt), one run
     each per round after a warm-up of both, so a change in the machine's load hits both alike."""
-    from openai import OpenAI
-
     from testkit.live import LiveServer
 
     raw = RawMlxLm(model_dir)
@@ -55,7 +53,7 @@ def interleaved_runs(model_dir: Path, tokens: int, reps: int) -> dict:
         server = LiveServer(Path(tmp), {"models": [{"id": "m", "source": {"path": str(model_dir)}}]},
                             {"MLX_SERVER_PROMPT_CACHE": "0"}).start()
         try:
-            client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=600)
+            client = server.openai(api_key="x", timeout=600)
             raw.run(tokens), stream_once(client, "m", tokens, raw.ban)  # warm-up
             rounds = [(raw.run(tokens), stream_once(client, "m", tokens, raw.ban)) for _ in range(reps)]
             load_s = server.health()["load_seconds"]

@@ -1,5 +1,6 @@
 """Servers in their own process for end-to-end tests and benchmarks: our `manage.py runserver`
-(LiveServer) and, through the same start/wait/stop loop, any other server command (ServerProcess)."""
+(LiveServer) and, through the same start/wait/stop loop, any other server command (ServerProcess).
+Both are context managers that stop the process on exit."""
 from __future__ import annotations
 
 import os
@@ -54,6 +55,12 @@ class ServerProcess:
     def log_tail(self, chars: int = 5000) -> str:
         return self.log_path.read_text()[-chars:]
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -91,6 +98,12 @@ class LiveServer(ServerProcess):
         self.launch(["manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"], self.env, timeout=60,
                     cwd=REPO)
         return self
+
+    def openai(self, api_key: str = "not-needed", timeout: float = 120):
+        """An openai SDK client on this server, without retries (a test sees the first answer)."""
+        from openai import OpenAI
+
+        return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=timeout)
 
     def health(self) -> dict:
         return requests.get(f"{self.url}/health", timeout=10).json()

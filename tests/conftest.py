@@ -35,16 +35,13 @@ def server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
             {"id": "absent-model", "source": {"path": str(root / "not-there")}},
         ],
     }
-    server = LiveServer(root, models).start()
-    yield server
-    server.stop()
+    with LiveServer(root, models).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def openai_client(server):
-    from openai import OpenAI
-
-    return OpenAI(base_url=f"{server.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+    return server.openai()
 
 
 @pytest.fixture

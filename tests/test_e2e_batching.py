@@ -29,16 +29,13 @@ def batch_server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
         "default": "smollm2",
         "models": smollm2_entries(smollm2_bf16_dir, smollm2_f32_dir),
     }
-    server = LiveServer(root, models, env={"MLX_SERVER_BATCH_SIZE": "4"}).start()
-    yield server
-    server.stop()
+    with LiveServer(root, models, env={"MLX_SERVER_BATCH_SIZE": "4"}).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def batch_client(batch_server):
-    from openai import OpenAI
-
-    return OpenAI(base_url=f"{batch_server.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+    return batch_server.openai()
 
 
 def ask(client, prompt, model="smollm2", stream=False, **kw):

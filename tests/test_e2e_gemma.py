@@ -8,7 +8,6 @@ import json
 
 from functools import partial
 
-import openai
 import pytest
 
 from testkit.live import LiveServer
@@ -31,14 +30,13 @@ def gemma_server(tmp_path_factory, smollm2_bf16_dir, gemma3_bf16_dir):
         {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(smollm2_bf16_dir)},
          "context_length": 2048},
     ]}
-    server = LiveServer(root, models).start()
-    yield server
-    server.stop()
+    with LiveServer(root, models).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def client(gemma_server):
-    return openai.OpenAI(base_url=f"{gemma_server.url}/v1", api_key="x", max_retries=0, timeout=300)
+    return gemma_server.openai(timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -51,16 +51,15 @@ def ops_server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
             {"id": "broken", "source": {"path": str(broken)}},
         ],
     }
-    server = LiveServer(root, models, env={
+    with LiveServer(root, models, env={
         "MLX_SERVER_API_KEY": KEY, "MLX_SERVER_MAX_QUEUE": str(MAX_QUEUE), "MLX_SERVER_PRELOAD": BF16,
-    }).start()
-    yield server
-    server.stop()
+    }).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def client(ops_server):
-    return openai.OpenAI(base_url=f"{ops_server.url}/v1", api_key=KEY, max_retries=0, timeout=300)
+    return ops_server.openai(api_key=KEY, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +105,7 @@ def timed_story(client, no_end) -> float:
 def test_the_key_guards_v1_but_not_health(ops_server):
     response = requests.get(f"{ops_server.url}/v1/models", timeout=30)
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
-    bad = openai.OpenAI(base_url=f"{ops_server.url}/v1", api_key="sk-wrong", max_retries=0)
+    bad = ops_server.openai(api_key="sk-wrong")
     with pytest.raises(openai.AuthenticationError):
         chat(bad)
     assert requests.get(f"{ops_server.url}/health", timeout=30).status_code == 200

@@ -109,14 +109,13 @@ def vision_server(tmp_path_factory, smollm2_bf16_dir, tiny_gemma3_dir, tiny_qwen
         ],
     }
     env = {"MLX_SERVER_ALLOW_PRIVATE_IMAGE_URLS": "1", "MLX_SERVER_IMAGE_MAX_BYTES": str(256 * 1024)}
-    server = LiveServer(root, models, env).start()
-    yield server
-    server.stop()
+    with LiveServer(root, models, env).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def client(vision_server):
-    return openai.OpenAI(base_url=f"{vision_server.url}/v1", api_key="x", max_retries=0, timeout=120)
+    return vision_server.openai()
 
 
 greedy = partial(chat, max_tokens=8)
@@ -270,17 +269,14 @@ def test_text_and_vision_models_swap_both_ways(client, vision_server):
 def test_private_image_urls_are_refused_by_default(tmp_path, tiny_qwen3_vl_dir, image_host):
     models = {"default": "tiny-qwen3-vl", "models": [
         {"id": "tiny-qwen3-vl", "source": {"path": str(tiny_qwen3_vl_dir)}, "backend": "vision"}]}
-    server = LiveServer(tmp_path, models).start()
-    try:
-        guarded = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=60)
+    with LiveServer(tmp_path, models).start() as server:
+        guarded = server.openai(timeout=60)
         for url in (f"{image_host.url}/cat.jpg", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/x.png"):
             with pytest.raises(openai.BadRequestError) as caught:
                 greedy(guarded, "tiny-qwen3-vl", ask(url))
             assert caught.value.body["param"] == "messages[0].content[1]"
             assert caught.value.body["code"] == "invalid_image"
         assert len(server.log_rows()) == 3
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("model", FIXTURES)

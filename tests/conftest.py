@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testkit.live import LiveServer
+
 pytest_plugins = ["tests.fixtures_models"]
 
 
@@ -24,8 +26,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
     """The server on the real SmolLM2 import, two dtypes registered to swap between."""
-    from testkit.live import LiveServer
-    from tests.fixtures_models import smollm2_entries
+    from tests.fixtures_models import smollm2_entries  # here, not above: pytest loads that plugin first
 
     root = tmp_path_factory.mktemp("live")
     models = {

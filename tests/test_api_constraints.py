@@ -78,7 +78,8 @@ ENFORCED = [
 ]
 
 
-@pytest.mark.parametrize("body,fragments", ENFORCED)
+@pytest.mark.parametrize("body,fragments", ENFORCED,
+                         ids=["json_object", "json_schema", "qwen-required-one-call", "gemma-named", "none-and-json"])
 def test_what_can_be_enforced_is_accepted(client, models, body, fragments):
     """Accepted, and the grammar reached the engine's request (the scripted backend ignores it, so
     the answer alone would not show it)."""

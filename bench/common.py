@@ -35,7 +35,7 @@ def stream_once(client, model: str, tokens: int, ban: dict, messages: list[dict]
         raise RuntimeError(f"{model}: the stream ended without any content (usage {usage})")
     n = usage.completion_tokens if usage else len(times)  # a peer may send no usage chunk
     return {"ttft": times[0] - t0, "tps": (n - 1) / max(times[-1] - times[0], 1e-9), "tokens": n,
-            "wall": times[-1] - t0}
+            "wall": times[-1] - t0, "prompt_tokens": usage.prompt_tokens if usage else None}
 
 
 def default_model_dir() -> Path:

@@ -6,6 +6,6 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from . import metrics
+        from . import checks, metrics  # noqa: F401  (checks registers the plug-in system check)
 
         metrics.connect()

@@ -10,15 +10,15 @@ import hmac
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
 from django.utils.decorators import sync_and_async_middleware
 
-from .api.errors import error_body
+from .api.errors import ErrorResponse, Unauthorized, error_response
 
 PROTECTED_PREFIXES = ("/v1", "/metrics")
 
 
-def refusal(request: HttpRequest) -> JsonResponse | None:
+def refusal(request: HttpRequest) -> ErrorResponse | None:
     """A 401 OpenAI error when the request needs the key and lacks it; None when it may pass."""
     key = settings.MLX_SERVER_API_KEY
     if not key or not request.path.startswith(PROTECTED_PREFIXES):
@@ -30,9 +30,7 @@ def refusal(request: HttpRequest) -> JsonResponse | None:
         "Incorrect API key provided." if token else
         "You didn't provide an API key. Send it as `Authorization: Bearer <key>`."
     )
-    response = JsonResponse(error_body(message, type="invalid_request_error", code="invalid_api_key"), status=401)
-    response["WWW-Authenticate"] = 'Bearer realm="mlx-server"'
-    return response
+    return error_response(Unauthorized(message))
 
 
 @sync_and_async_middleware

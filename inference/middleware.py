@@ -1,62 +1,47 @@
-"""Logs every /v1 request that no view logged itself (404s, 405s, models list, bad URLs)."""
+"""Every /v1 request gets one log row: this middleware drafts it (`request.log_draft`, a
+CallLog the views fill in) and writes it when the response is made. A streamed response
+writes its own row when the stream ends (inference/api/logs.py says why)."""
 from __future__ import annotations
 
-import json
-import time
-
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
-from .api.logs import body_text, clip, client_of, new_request_id
-from .models import RequestLog
+from .api.logs import CallLog
+
+LOGGED_PREFIX = "/v1"
 
 
-def _wants_log(request) -> bool:
-    return request.path.startswith("/v1") and not getattr(request, "_mlx_logged", False)
-
-
-def _write(request, response, started: float) -> None:
-    content = b"" if response.streaming else response.content
-    error_code = error = ""
-    if response.status_code >= 400:
-        try:
-            body = json.loads(content)["error"]
-            error_code, error = body.get("code") or "", body.get("message") or ""
-        except (ValueError, KeyError, TypeError):
-            error = content.decode("utf-8", errors="replace")[:2000]
-    RequestLog.objects.create(
-        request_id=response.headers.get("x-request-id") or new_request_id(),
-        method=request.method,
-        endpoint=request.path,
-        status_code=response.status_code,
-        outcome=RequestLog.Outcome.OK if response.status_code < 400 else RequestLog.Outcome.ERROR,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        request_body=body_text(request),
-        response_body=clip(content.decode("utf-8", errors="replace")),
-        error_code=error_code,
-        error=error,
-        client=client_of(request),
-    )
+def _finish(draft: CallLog, response: HttpResponseBase) -> bool:
+    """Fill the draft from the response; whether the row is this middleware's to write."""
+    if not draft.request.path.startswith(LOGGED_PREFIX) or response.streaming or draft.written:
+        return False
+    draft.respond(response)
+    return True
 
 
 @sync_and_async_middleware
 def request_log_middleware(get_response):
+    def draft(request: HttpRequest) -> CallLog:
+        request.log_draft = CallLog(request)
+        return request.log_draft
+
     if iscoroutinefunction(get_response):
 
         async def middleware(request):
-            started = time.perf_counter()
+            log = draft(request)
             response = await get_response(request)
-            if _wants_log(request):
-                await sync_to_async(_write)(request, response, started)
+            if _finish(log, response):
+                await log.write()
             return response
 
     else:
 
         def middleware(request):
-            started = time.perf_counter()
+            log = draft(request)
             response = get_response(request)
-            if _wants_log(request):
-                _write(request, response, started)
+            if _finish(log, response):
+                log.save()
             return response
 
     return middleware

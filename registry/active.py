@@ -28,7 +28,7 @@ def get_registry() -> Registry:
 def models_dirs() -> dict:
     return {
         "models_dir": Path(settings.MLX_SERVER_MODELS_DIR),
-        "downloads_dir": Path(settings.DATA_DIR) / "downloads",
+        "downloads_dir": Path(settings.MLX_SERVER_DOWNLOADS_DIR),
         "allow_downloads": settings.MLX_SERVER_ALLOW_DOWNLOADS,
     }
 
@@ -41,4 +41,4 @@ def materialize_spec(spec: ModelSpec, *, allow_downloads: bool | None = None) ->
     dirs = models_dirs()
     if allow_downloads is not None:
         dirs["allow_downloads"] = allow_downloads
-    return materialize(spec, **dirs)
+    return materialize(spec, **dirs, gguf_dtype=settings.MLX_SERVER_GGUF_DTYPE)

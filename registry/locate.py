@@ -5,11 +5,12 @@ local is reported unavailable with the reason, instead of being fetched at reque
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+# context_length lives in model_folder; inference/engine/backends/base.py still imports it from here.
+from .model_folder import context_length, is_model_dir  # noqa: F401
 from .specs import ModelSpec
 
 
@@ -24,10 +25,6 @@ def import_dir(spec: ModelSpec, models_dir: Path) -> Path:
     """The folder a GGUF source is imported into, or a fixture built in (one per model id)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "--", spec.id)
     return Path(models_dir) / f"{safe}"
-
-
-def _is_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file()
 
 
 def _hf_snapshot(spec: ModelSpec, *, allow_downloads: bool) -> Path | None:
@@ -46,14 +43,14 @@ def _hf_snapshot(spec: ModelSpec, *, allow_downloads: bool) -> Path | None:
         return None
 
 
-def _gguf_file(location: str, downloads_dir: Path) -> Path | None:
-    """The local GGUF behind a gguf source, if it is on disk already."""
+def _gguf_fetched(location: str, downloads_dir: Path) -> bool:
+    """Whether the GGUF behind a gguf source is on disk already (a query: nothing is unpacked
+    or joined here)."""
     if location.startswith("pypi:"):
-        from .gguf.sources import cached_pypi_gguf
+        from .gguf.sources import pypi_gguf_cached
 
-        return cached_pypi_gguf(location, downloads_dir)
-    path = Path(location).expanduser()
-    return path if path.is_file() else None
+        return pypi_gguf_cached(location, downloads_dir)
+    return Path(location).expanduser().is_file()
 
 
 def _locate_fixture(spec: ModelSpec, models_dir: Path, downloads_dir: Path, allow_downloads: bool) -> Location:
@@ -80,7 +77,7 @@ def locate(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_down
     source = spec.source
     if source.kind == "path":
         path = Path(source.location).expanduser()
-        if _is_model_dir(path):
+        if is_model_dir(path):
             return Location(path, True)
         return Location(None, False, f"no model folder (config.json) at {path}")
     if source.kind == "hf":
@@ -100,9 +97,9 @@ def locate(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_down
     if source.kind == "fixture":
         return _locate_fixture(spec, models_dir, downloads_dir, allow_downloads)
     out = import_dir(spec, models_dir)
-    if _is_model_dir(out):
+    if is_model_dir(out):
         return Location(out, True)
-    if _gguf_file(source.location, downloads_dir) is not None or allow_downloads:
+    if _gguf_fetched(source.location, downloads_dir) or allow_downloads:
         return Location(None, True)
     return Location(
         None, False,
@@ -111,8 +108,11 @@ def locate(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_down
     )
 
 
-def materialize(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_downloads: bool) -> Path:
-    """A loadable folder for spec: found locally, downloaded (if allowed) or imported from GGUF.
+def materialize(
+    spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_downloads: bool, gguf_dtype: str = "bfloat16",
+) -> Path:
+    """A loadable folder for spec: found locally, downloaded (if allowed) or imported from GGUF
+    (in GGUF_DTYPE when the spec's dtype is ``auto``).
 
     Raises FileNotFoundError with the reason when the model cannot be had offline.
     """
@@ -132,21 +132,7 @@ def materialize(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow
     from .gguf import import_gguf
 
     return import_gguf(
-        spec.source.location, import_dir(spec, models_dir), dtype=spec.source.dtype,
+        spec.source.location, import_dir(spec, models_dir),
+        dtype=gguf_dtype if spec.source.dtype == "auto" else spec.source.dtype,
         cache_dir=downloads_dir, progress=False,
     )
-
-
-DEFAULT_CONTEXT = 4096
-
-
-def context_length(spec: ModelSpec, path: Path | None) -> int:
-    """models.yaml wins; else what the model's config says it was trained for."""
-    if spec.context_length:
-        return spec.context_length
-    try:
-        config = json.loads((Path(path) / "config.json").read_text()) if path else {}
-    except (OSError, ValueError):
-        config = {}
-    text_config = config.get("text_config", config)
-    return int(text_config.get("max_position_embeddings") or DEFAULT_CONTEXT)

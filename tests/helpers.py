@@ -2,6 +2,7 @@
 the real models). A test module imports from here, never from another test module."""
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,6 +15,20 @@ def post(client, body, content_type="application/json"):
     Django's test client."""
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     return client.post(URL, data=data, content_type=content_type)
+
+
+def sse_frames(body: dict) -> list[str]:
+    """POST `body` (with stream: true) through Django's AsyncClient, read in the loop that made the
+    stream; the status must be 200. Returns the `data:` payloads, "[DONE]" included."""
+    from django.test import AsyncClient
+
+    async def read():
+        response = await AsyncClient().post(URL, content_type="application/json", data=json.dumps(body))
+        assert response.status_code == 200
+        return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+    text = asyncio.run(read())
+    return [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
 
 
 def assert_openai_error(response, status, param=None, code=None) -> dict:

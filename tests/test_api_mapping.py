@@ -17,21 +17,27 @@ from inference.engine.types import (
     ChatRequest, ContextLengthExceeded, EngineError, InvalidImage, ModelLoadError, SamplingParams,
     UnsupportedContent,
 )
+from inference.tools import get_tool_format
 from tests.helpers import OK_MESSAGES
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
 
 
+def build(data: dict, tool_format: str = "none") -> ChatRequest:
+    """build_chat_request for a model of that tool format (the view passes the model's)."""
+    return build_chat_request(data, tool_format=get_tool_format(tool_format))
+
+
 def params_of(**body) -> SamplingParams:
-    return build_chat_request({"messages": OK_MESSAGES, **body}).params
+    return build({"messages": OK_MESSAGES, **body}).params
 
 
 # --- build_chat_request -----------------------------------------------------------------------------
 
 
 def test_a_bare_body_gets_the_defaults():
-    assert build_chat_request({"messages": OK_MESSAGES}) == ChatRequest(messages=OK_MESSAGES)
+    assert build({"messages": OK_MESSAGES}) == ChatRequest(messages=OK_MESSAGES)
     assert params_of() == SamplingParams(max_tokens=None, temperature=1.0, top_p=1.0, stop=(), seed=None,
                                          presence_penalty=0.0, frequency_penalty=0.0, logit_bias={}, grammar=None)
 
@@ -39,7 +45,7 @@ def test_a_bare_body_gets_the_defaults():
 def test_nulls_are_the_defaults_too():
     body = {key: None for key in ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
                                   "presence_penalty", "frequency_penalty", "logit_bias", "tools", "tool_choice")}
-    assert build_chat_request({"messages": OK_MESSAGES, **body}) == ChatRequest(messages=OK_MESSAGES)
+    assert build({"messages": OK_MESSAGES, **body}) == ChatRequest(messages=OK_MESSAGES)
 
 
 def test_sampling_fields_are_carried_over():
@@ -73,23 +79,20 @@ def test_max_completion_tokens_wins_over_max_tokens(body, max_tokens):
 
 
 def test_tools_reach_the_request_unforced_without_a_grammar():
-    request = build_chat_request({"messages": OK_MESSAGES, "tools": TOOLS}, tool_format="qwen_tool_call")
+    request = build({"messages": OK_MESSAGES, "tools": TOOLS}, "qwen_tool_call")
     assert request.tools == TOOLS and request.params.grammar is None
 
 
 def test_tool_choice_none_hides_the_tools_from_the_model():
-    request = build_chat_request({"messages": OK_MESSAGES, "tools": TOOLS, "tool_choice": "none"},
-                                 tool_format="qwen_tool_call")
+    request = build({"messages": OK_MESSAGES, "tools": TOOLS, "tool_choice": "none"}, "qwen_tool_call")
     assert request.tools is None and request.params.grammar is None
 
 
 def test_a_forced_call_is_a_grammar_in_the_models_tool_format():
-    request = build_chat_request({"messages": OK_MESSAGES, "tools": TOOLS, "tool_choice": "required"},
-                                 tool_format="qwen_tool_call")
+    request = build({"messages": OK_MESSAGES, "tools": TOOLS, "tool_choice": "required"}, "qwen_tool_call")
     assert request.tools == TOOLS
     assert '"<tool_call>\\n"' in request.params.grammar and '{"const": "get_weather"}' in request.params.grammar
-    gemma = build_chat_request({"messages": OK_MESSAGES, "tools": TOOLS, "tool_choice": "required"},
-                               tool_format="gemma_tool_code")
+    gemma = build({"messages": OK_MESSAGES, "tools": TOOLS, "tool_choice": "required"}, "gemma_tool_code")
     assert 'call_0: "get_weather("' in gemma.params.grammar
 
 
@@ -108,7 +111,7 @@ def test_response_format_becomes_the_grammar():
 ], ids=["no-tool-format", "unenforceable-schema", "gemma-name-not-python"])
 def test_what_cannot_be_enforced_is_an_invalid_request_naming_the_param(tool_format, body, param):
     with pytest.raises(InvalidRequest) as raised:
-        build_chat_request({"messages": OK_MESSAGES, **body}, tool_format=tool_format)
+        build({"messages": OK_MESSAGES, **body}, tool_format)
     assert raised.value.param == param and raised.value.status_code == 400
     assert raised.value.__suppress_context__  # raised `from None`: the constraint error stays out of the trace
 

@@ -3,14 +3,12 @@
 The parsing itself is covered in tests/test_tools_*.py; here: the OpenAI response shapes
 (JSON and SSE), finish_reason, tool_choice none, and the tool-call log rows.
 """
-import asyncio
 import json
 
 import pytest
-from django.test import AsyncClient
 
 from inference.models import RequestLog, ToolCallLog
-from tests.helpers import post
+from tests.helpers import post, sse_frames
 
 pytestmark = pytest.mark.django_db
 
@@ -37,15 +35,8 @@ def post_weather(client, **body):
 
 
 def stream(**body) -> list[dict]:
-    """POST with stream: true through AsyncClient, read in the loop that made the stream."""
-    async def read():
-        response = await AsyncClient().post(
-            "/v1/chat/completions", content_type="application/json",
-            data=json.dumps({"messages": [{"role": "user", "content": "Weather?"}], "stream": True, **body}))
-        return b"".join([chunk async for chunk in response.streaming_content]).decode()
-
-    text = asyncio.run(read())
-    frames = [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
+    """The streamed answer's chunks, parsed (after checking it ends in [DONE])."""
+    frames = sse_frames({"messages": [{"role": "user", "content": "Weather?"}], "stream": True, **body})
     assert frames[-1] == "[DONE]"
     return [json.loads(f) for f in frames[:-1]]
 

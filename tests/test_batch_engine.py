@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from inference.constraints import build_grammar
+from inference.tools import get_tool_format
 from inference.engine.backends import load_model
 from inference.engine.engine import Engine
 from inference.engine.prompt_cache import PromptCache
@@ -55,7 +56,8 @@ def test_grammar_penalties_and_bias_per_sequence(smollm2_bf16_dir):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
               "additionalProperties": False}
     grammar = build_grammar(response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
-                            tools=None, tool_choice=None, parallel_tool_calls=False, tool_format="none")
+                            tools=None, tool_choice=None, parallel_tool_calls=False,
+                            tool_format=get_tool_format("none"))
     requests = [
         ask("Which city is the capital of France? Answer in JSON.", grammar=grammar, max_tokens=12),
         ask("Count from one to ten.", frequency_penalty=1.5, presence_penalty=0.5),

@@ -30,7 +30,7 @@ def grammars(tokenizer):
 
 def grammar(tool_format="none", response_format=None, tools=None, tool_choice=None, parallel=True):
     return build_grammar(response_format=response_format, tools=tools, tool_choice=tool_choice,
-                         parallel_tool_calls=parallel, tool_format=tool_format)
+                         parallel_tool_calls=parallel, tool_format=get_tool_format(tool_format))
 
 
 def accepts(grammars, tokenizer, grammar_text: str, text: str) -> bool:

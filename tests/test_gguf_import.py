@@ -405,9 +405,12 @@ def test_split_gguf_packages_are_joined_and_checked(tmp_path, monkeypatch):
         raise AssertionError("every wheel is cached: pip must not run")
 
     monkeypatch.setattr(sources.subprocess, "run", no_pip)
+    wheels = sorted(tmp_path.iterdir())
+    assert sources.pypi_gguf_cached("pypi:split-model", tmp_path)
+    assert sorted(tmp_path.iterdir()) == wheels  # asking unpacks and joins nothing
     joined = sources.resolve_source("pypi:split-model==1.0", tmp_path)
     assert joined == tmp_path / "m.gguf" and joined.read_bytes() == content
-    assert sources.cached_pypi_gguf("pypi:split-model", tmp_path) == joined
+    assert sources.pypi_gguf_cached("pypi:split-model", tmp_path)
 
     joined.unlink()
     _wheel(tmp_path, parts[1], {"data/m.gguf.part01": b"tampered"})

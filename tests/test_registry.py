@@ -49,7 +49,6 @@ def test_resolve_by_id_and_alias_case_insensitive():
     "entry, field, words",
     [
         (model(backend="audio"), "backend", "'audio' is not one of"),
-        (model(tool_format="xml"), "tool_format", "'xml'"),
         (model(capabilities=["chat", "flying"]), "capabilities", "'flying'"),
         (model(capabilities=["vision"]), "capabilities", "backend: vision"),
         (model(context_length="big"), "context_length", "integer"),

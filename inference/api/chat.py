@@ -15,16 +15,17 @@ from ..engine.types import (
     Loading, ModelLoadError, SamplingParams, Started, UnsupportedContent,
 )
 from ..models import RequestLog
-from ..tools import ContentDelta, ParsedOutput, StreamEvent, StreamParser, ToolCallDelta, get_tool_format
+from ..tools import ContentDelta, ParsedOutput, StreamEvent, StreamParser, ToolCallDelta, ToolFormat
 from ..tools.base import PassthroughParser
 from .errors import APIError, InvalidRequest, ServerError, ServiceUnavailable, body_of
 from .errors import QueueFull as TooManyWaiting
 from .logs import CallLog
+from .responses import ChatCompletionResponseSerializer
 
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def build_chat_request(data: dict[str, Any], tool_format: str = "none") -> ChatRequest:
+def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat) -> ChatRequest:
     """The engine's request; `tool_format` (the model's) is the syntax a forced call takes."""
     tools = data.get("tools") or None
     if data.get("tool_choice") == "none":
@@ -110,14 +111,14 @@ class ChatCall:
     """
 
     def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, include_usage: bool,
-                 tools: list[dict] | None):
+                 tools: list[dict] | None, tool_format: ToolFormat):
         self.log = log
         self.spec = spec
         self.events = events
         self.include_usage = include_usage
         self.created = int(time.time())
         self.parser: StreamParser = (
-            get_tool_format(spec.tool_format).stream_parser(tools) if tools else PassthroughParser()
+            tool_format.stream_parser(tools) if tools else PassthroughParser()
         )
         self._closed = False
 
@@ -141,6 +142,9 @@ class ChatCall:
                     raise api_error_of(event.error)
         except asyncio.CancelledError:  # the client left while waiting in the queue or a load
             await self._log_cancelled()
+            raise
+        except Exception:  # the view answers it; the engine stops working for nobody
+            await self.events.aclose()
             raise
         raise ServerError("the engine ended the request without an answer")
 
@@ -181,7 +185,7 @@ class ChatCall:
                 elif isinstance(event, Finished):
                     self._close_parser()
                     parsed, reason = self._finish(event)
-                    body = {
+                    return ChatCompletionResponseSerializer({
                         "id": self.log.request_id,
                         "object": "chat.completion",
                         "created": self.created,
@@ -191,12 +195,14 @@ class ChatCall:
                         }],
                         "usage": usage_of(event),
                         "system_fingerprint": None,
-                    }
-                    return body
+                    }).data
                 elif isinstance(event, Failed):
                     raise api_error_of(event.error)
         except asyncio.CancelledError:
             await self._log_cancelled()
+            raise
+        except Exception:  # the view answers it; the engine stops working for nobody
+            await self.events.aclose()
             raise
         raise ServerError("the engine ended the request without an answer")
 
@@ -220,6 +226,12 @@ class ChatCall:
             else:
                 yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}))
 
+    async def _ended_by(self, error: APIError) -> bytes:
+        """The stream's last frame before [DONE]: the error (already in the row), the row
+        written first."""
+        await self.log.write()
+        return sse(body_of(error))
+
     async def stream(self) -> AsyncIterator[bytes]:
         """SSE: role first, then content and tool-call deltas as they are made, finish,
         usage, [DONE]."""
@@ -242,9 +254,11 @@ class ChatCall:
                 elif isinstance(event, Failed):
                     error = api_error_of(event.error)
                     self.log.fail(error)
-                    yield sse(body_of(error))
-                    await self.log.write()
+                    yield await self._ended_by(error)
                     yield SSE_DONE
+        except Exception as exc:  # a bug mid-stream is an error, not a client that left
+            yield await self._ended_by(self.log.fail_unexpected(exc))
+            yield SSE_DONE
         finally:
             await self.events.aclose()
             if not self.log.written:  # the client left before [DONE]

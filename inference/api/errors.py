@@ -1,7 +1,10 @@
 """One error body for every failure: {"error": {"message", "type", "param", "code"}}.
 
-DRF views reach it through EXCEPTION_HANDLER; the async chat view and Django's 404/500
-handlers call `error_response` directly, so clients see the same shape everywhere.
+Every error is an APIError class and every error response comes from `error_response`: DRF
+views reach it through EXCEPTION_HANDLER; the async chat view, the API-key middleware and
+Django's 404/500 handlers call it directly, so clients see the same shape everywhere. The
+response keeps the error it renders (ErrorResponse.error), which is how the request log
+learns the code and message without parsing the body back.
 """
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from typing import Any
 
 from django.http import JsonResponse
 from rest_framework import exceptions, status
-from rest_framework.response import Response
 
 
 class APIError(exceptions.APIException):
@@ -67,20 +69,62 @@ class ServiceUnavailable(APIError):
 
 class ServerError(APIError):
     status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    default_detail = "The server had an error while processing your request."
     default_code = "internal_error"
     error_type = "server_error"
 
 
-def error_body(message: str, *, type: str, code: str | None, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+class Unauthorized(APIError):
+    """No API key or a wrong one (inference/auth.py)."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_code = "invalid_api_key"
+
+    def __init__(self, message: str):
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="mlx-server"'})
+
+
+class UnknownURL(APIError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "unknown_url"
+
+
+# DRF's own exceptions (an unsupported media type, a method a view lacks, ...): type and code.
+_STATUS_ERRORS = {
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "permission_denied"),
+    404: ("invalid_request_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    429: ("rate_limit_exceeded", "rate_limit_exceeded"),
+}
+
+
+class FrameworkError(APIError):
+    """One of DRF's exceptions in the OpenAI shape: its status, and a type and code by status."""
+
+    def __init__(self, exc: exceptions.APIException):
+        self.status_code = exc.status_code
+        self.error_type, code = _STATUS_ERRORS.get(exc.status_code, ("invalid_request_error", exc.default_code))
+        super().__init__(str(exc.detail), code=code)
 
 
 def body_of(error: APIError) -> dict[str, Any]:
-    return error_body(error.message, type=error.error_type, code=error.code, param=error.param)
+    """The OpenAI error object (also the last SSE frame of a stream that fails)."""
+    return {"error": {"message": error.message, "type": error.error_type, "param": error.param, "code": error.code}}
 
 
-def error_response(error: APIError) -> JsonResponse:
-    return JsonResponse(body_of(error), status=error.status_code, headers=error.headers)
+class ErrorResponse(JsonResponse):
+    """The JSON response of `error`, which it keeps for the request log."""
+
+    def __init__(self, error: APIError):
+        super().__init__(body_of(error), status=error.status_code, headers=error.headers)
+        self.error = error
+
+
+def error_response(error: APIError) -> ErrorResponse:
+    return ErrorResponse(error)
 
 
 def first_validation_error(detail: Any, path: str = "") -> tuple[str, str]:
@@ -107,46 +151,25 @@ def from_validation_error(detail: Any) -> InvalidRequest:
     return InvalidRequest(f"{param}: {message}" if param else message, param=param or None)
 
 
-_STATUS_ERRORS = {
-    401: ("authentication_error", "invalid_api_key"),
-    403: ("permission_error", "permission_denied"),
-    404: ("invalid_request_error", "not_found"),
-    405: ("invalid_request_error", "method_not_allowed"),
-    413: ("invalid_request_error", "request_too_large"),
-    415: ("invalid_request_error", "unsupported_media_type"),
-    429: ("rate_limit_exceeded", "rate_limit_exceeded"),
-}
-
-
-def exception_handler(exc: Exception, context: dict) -> Response | None:
+def exception_handler(exc: Exception, context: dict) -> ErrorResponse | None:
     """DRF EXCEPTION_HANDLER: every DRF error becomes the OpenAI body."""
     if isinstance(exc, APIError):
-        return Response(body_of(exc), status=exc.status_code, headers=exc.headers)
+        return error_response(exc)
     if isinstance(exc, exceptions.ValidationError):
-        return Response(body_of(from_validation_error(exc.detail)), status=400)
+        return error_response(from_validation_error(exc.detail))
     if isinstance(exc, exceptions.ParseError):
-        error = InvalidRequest(
+        return error_response(InvalidRequest(
             "We could not parse the JSON body of your request. The body must be a JSON object.",
             code="invalid_json",
-        )
-        return Response(body_of(error), status=400)
+        ))
     if isinstance(exc, exceptions.APIException):
-        kind, code = _STATUS_ERRORS.get(exc.status_code, ("invalid_request_error", exc.default_code))
-        return Response(error_body(str(exc.detail), type=kind, code=code), status=exc.status_code)
+        return error_response(FrameworkError(exc))
     return None
 
 
-def not_found(request, exception=None) -> JsonResponse:
-    return JsonResponse(
-        error_body(f"Unknown request URL: {request.method} {request.path}.", type="invalid_request_error",
-                   code="unknown_url"),
-        status=404,
-    )
+def not_found(request, exception=None) -> ErrorResponse:
+    return error_response(UnknownURL(f"Unknown request URL: {request.method} {request.path}."))
 
 
-def server_error(request) -> JsonResponse:
-    return JsonResponse(
-        error_body("The server had an error while processing your request.", type="server_error",
-                   code="internal_error"),
-        status=500,
-    )
+def server_error(request) -> ErrorResponse:
+    return error_response(ServerError())

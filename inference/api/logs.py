@@ -1,7 +1,14 @@
-"""Writing request-log rows: the API layer's job, once per request, at its end."""
+"""Request-log rows: one per /v1 request, drafted as the request goes, written once at its end.
+
+The request-log middleware (inference/middleware.py) puts a CallLog on every request as
+`request.log_draft`; views fill it in (the chat view: model, tokens, timings, the answer) and
+the middleware writes it once the response is made. A streamed answer ends after the view
+has returned, so its row is written by the stream itself (ChatCall.stream).
+"""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -11,10 +18,12 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from ..models import RequestLog, ToolCallLog
-from .errors import APIError
+from .errors import APIError, ErrorResponse, ServerError
+
+logger = logging.getLogger(__name__)
 
 
 def new_request_id(prefix: str = "req") -> str:
@@ -53,13 +62,10 @@ class CallLog:
     """Fields of one request's row, filled in as the request goes; written once."""
 
     request: HttpRequest
-    request_id: str = field(default_factory=lambda: new_request_id("chatcmpl"))
+    request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.perf_counter)
     fields: dict[str, Any] = field(default_factory=dict)
     written: bool = False
-
-    def __post_init__(self) -> None:
-        self.request._mlx_logged = True  # the middleware leaves this request to us
 
     def set(self, **values: Any) -> None:
         self.fields.update(values)
@@ -67,9 +73,32 @@ class CallLog:
     def mark_first_token(self) -> None:
         self.fields.setdefault("ttft_ms", (time.perf_counter() - self.started) * 1000)
 
-    def fail(self, error: APIError) -> None:
+    def fail(self, error: APIError, detail: str = "") -> None:
+        """The request failed with `error`; `detail` (the row only, never the client) says
+        more, such as the exception behind a 500."""
         self.set(status_code=error.status_code, outcome=RequestLog.Outcome.ERROR,
-                 error_code=error.code, error=error.message)
+                 error_code=error.code, error=detail or error.message)
+
+    def fail_unexpected(self, exc: Exception) -> ServerError:
+        """A bug, not a client's mistake: a 500 whose row names the exception (the server
+        log gets its traceback); the error to send is OpenAI's generic one."""
+        logger.error("request %s failed", self.request_id, exc_info=exc)
+        error = ServerError()
+        self.fail(error, detail=f"{type(exc).__name__}: {exc}")
+        return error
+
+    def respond(self, response: HttpResponse) -> None:
+        """What the row takes from a finished (not streamed) response, where the view set
+        nothing else: its status, its error, its body."""
+        if isinstance(response, ErrorResponse) and "error_code" not in self.fields:
+            self.fail(response.error)
+        self.fields.setdefault("status_code", response.status_code)
+        self.fields.setdefault(
+            "outcome", RequestLog.Outcome.OK if response.status_code < 400 else RequestLog.Outcome.ERROR
+        )
+        if response.status_code >= 400 and "error" not in self.fields:  # not one of ours (Django's own)
+            self.fields["error"] = response.content.decode("utf-8", errors="replace")[:2000]
+        self.fields.setdefault("response", response.content.decode("utf-8", errors="replace"))
 
     def row(self) -> dict[str, Any]:
         response = self.fields.pop("response", None)
@@ -99,8 +128,10 @@ class CallLog:
                    for i, raw in enumerate(failures)]
             )
 
+    def save(self) -> None:
+        if not self.written:
+            self.written = True
+            self._save()
+
     async def write(self) -> None:
-        if self.written:
-            return
-        self.written = True
-        await sync_to_async(self._save)()
+        await sync_to_async(self.save)()

@@ -6,7 +6,8 @@ a plain async Django view (DRF views cannot stream from async code), which spect
 not see, so a preprocessing hook adds it, described by `ChatCompletionsSchema`: an APIView
 that is never routed and only carries the operation's request and response schemas. The
 request schema is ChatCompletionSerializer itself, so the document and the validation are
-one contract. Field extensions describe the serializers' hand-written fields.
+one contract; likewise the responses are the serializers that render them (responses.py).
+Field extensions describe the serializers' hand-written fields.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers
 from rest_framework.views import APIView
 
+from .responses import ChatCompletionResponseSerializer, ModelListSerializer, ModelSerializer
 from .serializers import ChatCompletionSerializer
 
 CHAT_PATH = "/v1/chat/completions"
@@ -29,20 +31,6 @@ ERROR = inline_serializer("Error", {
         "code": serializers.CharField(allow_null=True),
     }),
 })
-
-CHAT_COMPLETION = inline_serializer("ChatCompletionResponse", {
-    "id": serializers.CharField(),
-    "object": serializers.CharField(),
-    "created": serializers.IntegerField(),
-    "model": serializers.CharField(),
-    "choices": inline_serializer("ChatCompletionChoice", {
-        "index": serializers.IntegerField(),
-        "message": serializers.DictField(),
-        "finish_reason": serializers.CharField(),
-    }, many=True),
-    "usage": serializers.DictField(),
-})
-
 
 def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
     return {status: OpenApiResponse(ERROR) for status in statuses}
@@ -57,7 +45,7 @@ class ChatCompletionsSchema(APIView):
         description="The whole answer as JSON, or with stream: true server-sent events of "
                     "chat.completion.chunk objects ending in `data: [DONE]`.",
         request=ChatCompletionSerializer,
-        responses={200: CHAT_COMPLETION, **_errors(400, 401, 404, 413, 429, 503)},
+        responses={200: ChatCompletionResponseSerializer, **_errors(400, 401, 404, 413, 429, 503)},
     )
     def post(self, request):  # pragma: no cover - never routed
         raise NotImplementedError
@@ -106,30 +94,13 @@ class JSONObjectFieldSchema(_Described):
     schema = build_object_type(additionalProperties=True)
 
 
-
-class ModelSerializer(serializers.Serializer):
-    """The shape of one /v1/models entry (views.model_entry builds it)."""
-
-    id = serializers.CharField()
-    object = serializers.CharField()
-    created = serializers.IntegerField()
-    owned_by = serializers.CharField()
-    aliases = serializers.ListField(child=serializers.CharField())
-    capabilities = serializers.ListField(child=serializers.CharField())
-    context_length = serializers.IntegerField(allow_null=True)
-    available = serializers.BooleanField()
-    loaded = serializers.BooleanField()
-
-
 class ModelListSchema(OpenApiViewExtension):
     target_class = "inference.api.views.ModelListView"
 
     def view_replacement(self):
-        listing = inline_serializer("ModelList", {"object": serializers.CharField(),
-                                                  "data": ModelSerializer(many=True)})
         return extend_schema_view(get=extend_schema(
             operation_id="listModels", summary="List the registered models.",
-            responses={200: listing, **_errors(401)},
+            responses={200: ModelListSerializer, **_errors(401)},
         ))(self.target_class)
 
 

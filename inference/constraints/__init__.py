@@ -1,7 +1,7 @@
 """Constrained decoding: response_format schemas and forced tool calls as token masks.
 
-The API layer turns a request into one grammar (grammar.py, with the per-format call rules
-in tool_calls.py and schema checks in schemas.py); the backend that runs the model turns
+The API layer turns a request into one grammar (grammar.py, with schema checks in
+schemas.py; the call rules of each tool format live on the format, inference/tools/); the backend that runs the model turns
 the grammar into an MLX logits processor (processor.py). Engine: llguidance.
 """
 from .grammar import build_grammar

@@ -10,13 +10,15 @@ turns it into a token mask (inference/constraints/processor.py).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llguidance
 
 from ..tools.base import function_of
 from .schemas import ConstraintError, check_schema, grammar_error, json_rule
-from .tool_calls import CALL_GRAMMARS
+
+if TYPE_CHECKING:
+    from ..tools.base import ToolFormat
 
 ANY_OBJECT = {"type": "object"}
 
@@ -45,28 +47,30 @@ def forced_tools(tools: list[dict[str, Any]] | None, tool_choice: Any) -> list[t
 
 def build_grammar(
     *, response_format: dict[str, Any] | None, tools: list[dict[str, Any]] | None, tool_choice: Any,
-    parallel_tool_calls: bool, tool_format: str,
+    parallel_tool_calls: bool, tool_format: ToolFormat,
 ) -> str | None:
     """The request's grammar (llguidance's serialized form), or None when nothing is forced.
 
+    `tool_format` is the model's: a forced call is written in its syntax (its call_grammar).
     Raises ConstraintError naming the offending param when it cannot be enforced.
     """
     schema = answer_schema(response_format)
     forced = forced_tools(tools, tool_choice)
-    calls_of = CALL_GRAMMARS.get(tool_format)
-    if forced is not None and calls_of is None:
-        raise ConstraintError(
-            f"this model's tool format is {tool_format!r}, which has no call syntax to enforce; "
-            "use tool_choice auto or none.", "tool_choice",
-        )
     rules: list[str] = []
     if forced is not None:
-        rules = ["start: calls", calls_of(forced, parallel_tool_calls)]
+        calls = tool_format.call_grammar(forced, parallel_tool_calls)
+        if calls is None:
+            raise ConstraintError(
+                f"this model's tool format is {tool_format.name!r}, which has no call syntax to enforce; "
+                "use tool_choice auto or none.", "tool_choice",
+            )
+        rules = ["start: calls", calls]
     elif schema is not None:
         check_schema(schema, "response_format.json_schema.schema")
         rules = [f"answer: {json_rule(schema)}"]
-        if tools and calls_of is not None:  # auto: a call or the structured answer
-            rules += ["start: answer | calls", calls_of(list(enumerate(tools)), parallel_tool_calls)]
+        calls = tool_format.call_grammar(list(enumerate(tools)), parallel_tool_calls) if tools else None
+        if calls is not None:  # auto: a call or the structured answer
+            rules += ["start: answer | calls", calls]
         else:
             rules.insert(0, "start: answer")
     if not rules:

@@ -1,7 +1,9 @@
 """Tool-call formats by name (the `tool_format` of a model in models.yaml).
 
-A format is one module with one ToolFormat subclass; adding one is adding its module and
-its line below.
+A format is one module with one ToolFormat subclass, which owns the three things a format
+means: how tools and past calls are written into the prompt, how calls are read out of the
+output, and the grammar that forces a call (`call_grammar`). Adding one is adding its module
+and its line below; `manage.py check` then accepts its name in models.yaml (inference/checks.py).
 """
 from __future__ import annotations
 

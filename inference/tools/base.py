@@ -1,7 +1,9 @@
 """What every tool-call format shares: the call/event types, the format interface, and one
 streaming parser for formats whose calls sit in an opener ... closer block.
 
-Formats are pure text <-> calls functions: no model, no tokenizer, no HTTP. Whole-output
+Formats are pure text <-> calls functions: no model, no tokenizer, no HTTP. A format owns
+its three faces: how tools and past calls are rendered into the prompt, how calls are parsed
+out of the output, and the grammar that forces a call in its syntax. Whole-output
 parsing is the streaming parser fed everything at once, so `parse(text)` and a stream of the
 same text cannot disagree, whatever the chunk boundaries.
 """
@@ -267,12 +269,22 @@ class ToolFormat(ABC):
         """OpenAI-shaped messages -> messages for the chat template, with the tools described
         and past calls/results written the way this model family writes them.
 
+        The roles are already normalized (inference/engine/messages.py: `developer` is
+        `system` by then), so a format handles system, user, assistant and tool only.
+
         `template_renders_tools`: the tokenizer's template renders `tools=` (and tool
         turns) itself, so the format should leave that to it where it can.
         """
 
     def template_tools(self, tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
         """What to pass as `tools=` to apply_chat_template; None: the prompt has them already."""
+        return None
+
+    def call_grammar(self, tools: list[tuple[int, dict[str, Any]]], parallel: bool) -> str | None:
+        """Lark rules defining `calls` (one call block, or several when `parallel`) in this
+        format's own syntax, to force a call to one of the (index, tool) pairs; None: this
+        format has no call syntax, so a call cannot be forced. Raises ConstraintError naming
+        the offending param when a tool cannot be written in this syntax."""
         return None
 
     def parse_block(self, body: str, tools: list[dict[str, Any]] | None) -> list[tuple[str, Any]]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import ast
 import json
 import textwrap
+from keyword import iskeyword
 from typing import Any
 
 from .base import (
     ToolFormat, ToolParseError, decode_arguments, function_of, tools_by_name,
 )
+from .call_grammar import ConstraintError, IndexedTools, json_rule, lark_string, tool_parameters
 
 PREAMBLE = """\
 You have access to the Python functions defined below. To call one or more of them, write \
@@ -179,7 +181,7 @@ class GemmaToolCode(ToolFormat):
             elif role == "tool":
                 # As in Google's guide: the result alone; several results keep call order.
                 role, content = "user", f"```tool_output\n{content or ''}\n```"
-            elif role in ("system", "developer"):
+            elif role == "system":
                 role = "system" if i == 0 else "user"  # the template folds only a leading one
             if out and out[-1]["role"] == role and role in ("user", "assistant"):
                 out[-1]["content"] = _join(out[-1]["content"], content)
@@ -199,6 +201,19 @@ class GemmaToolCode(ToolFormat):
                 message["content"] = _join(preamble, message["content"])
                 return
         out.append({"role": "user", "content": preamble})
+
+    def call_grammar(self, tools: IndexedTools, parallel: bool) -> str:
+        """A ```tool_code block of Python calls, one per line (one call when not parallel)."""
+        rules, names = [], []
+        for index, tool in tools:
+            rules += _call_rules(index, tool)
+            names.append(f"call_{index}")
+        more = ' ("\\n" call)*' if parallel else ""
+        return "\n".join([
+            f'calls: "```tool_code\\n" call{more} "\\n```"',
+            f"call: {' | '.join(names)}",
+            *rules,
+        ])
 
     def parse_block(self, body: str, tools: list[dict[str, Any]] | None) -> list[tuple[str, Any]]:
         source = textwrap.dedent(body).strip()
@@ -246,3 +261,46 @@ class GemmaToolCode(ToolFormat):
                 raise ToolParseError(f"{keyword.arg!r} given twice")
             arguments[keyword.arg] = literal_value(keyword.value)
         return name, arguments
+
+
+# --- the call grammar ---------------------------------------------------------------------
+
+
+def _python_name(name: str, what: str, param: str) -> str:
+    if not name.isidentifier() or iskeyword(name):
+        raise ConstraintError(
+            f"{what} {name!r} is not a Python identifier, so gemma_tool_code cannot write it.", param
+        )
+    return name
+
+
+def _call_rules(index: int, tool: dict[str, Any]) -> list[str]:
+    """Rules for `name(required=..., [optional=...])`: keyword arguments in the order the
+    prompt's signature lists them (required first), each value a JSON literal of its schema
+    (JSON literals are Python literals the parser reads: true/false/null included)."""
+    param = f"tools[{index}]"
+    function = function_of(tool)
+    name = _python_name(function["name"], "function name", f"{param}.function.name")
+    parameters = tool_parameters(tool, param)
+    properties = parameters.get("properties") or {}
+    required = [p for p in parameters.get("required") or [] if p in properties]
+    missing = [p for p in parameters.get("required") or [] if p not in properties]
+    if missing:
+        raise ConstraintError(f"required parameter {missing[0]!r} is not in properties.",
+                              f"{param}.function.parameters")
+    optional = [p for p in properties if p not in required]
+    shared = {k: parameters[k] for k in ("$defs", "definitions") if k in parameters}
+    rules, arg = [], {}
+    for j, prop in enumerate(required + optional):
+        _python_name(prop, "parameter", f"{param}.function.parameters.properties")
+        arg[prop] = f"t{index}_a{j}"
+        rules.append(f"{arg[prop]}: {lark_string(prop + '=')} {json_rule({**properties[prop], **shared})}")
+    body = ' ", " '.join(arg[p] for p in required)
+    # Optional arguments, each present or not, in order; the first one written needs no comma.
+    tail = "".join(f' (", " {arg[p]})?' for p in optional)
+    if not required and optional:
+        heads = [f"{arg[p]}" + "".join(f' (", " {arg[q]})?' for q in optional[k + 1:])
+                 for k, p in enumerate(optional)]
+        body, tail = "(" + " | ".join(heads) + ")?", ""
+    parts = [lark_string(name + "("), f"{body}{tail}".strip(), '")"']
+    return [f"call_{index}: " + " ".join(p for p in parts if p), *rules]

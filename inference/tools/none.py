@@ -25,8 +25,6 @@ class NoTools(ToolFormat):
         out = []
         for message in messages:
             role, content = message["role"], message.get("content")
-            if role == "developer":
-                role = "system"
             if role == "assistant" and message.get("tool_calls"):
                 lines = [
                     f"[called {function_of(c).get('name', '')} with {function_of(c).get('arguments') or '{}'}"

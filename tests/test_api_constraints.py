@@ -1,11 +1,8 @@
 """response_format and tool_choice through the API layer: what cannot be enforced is a 400
 OpenAI error naming the param, before any model runs; what can is accepted."""
-import json
-
 import pytest
 
-import inference.api.views as views
-from tests.scripted import ScriptedWorld
+from tests.helpers import OK_MESSAGES, post
 
 pytestmark = pytest.mark.django_db
 
@@ -20,23 +17,14 @@ def schema_format(schema, **extra):
 
 
 @pytest.fixture
-def models(settings, tmp_path, monkeypatch):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text("{}")
-    registry = tmp_path / "models.yaml"
-    registry.write_text("models:\n" + "".join(
-        f"  - {{id: {name}, tool_format: {fmt}, source: {{path: {folder}}}}}\n"
-        for name, fmt in (("plain", "none"), ("qwen-like", "qwen_tool_call"), ("gemma-like", "gemma_tool_code"))
-    ))
-    settings.MLX_SERVER_MODELS = registry
-    engine = ScriptedWorld(['{"a": 1}']).engine()
-    monkeypatch.setattr(views, "get_engine", lambda: engine)
+def models(models_yaml, serve):
+    for name, fmt in (("plain", "none"), ("qwen-like", "qwen_tool_call"), ("gemma-like", "gemma_tool_code")):
+        models_yaml(name, tool_format=fmt)
+    return serve(['{"a": 1}'])
 
 
-def post(client, **body):
-    body = {"model": "plain", "messages": [{"role": "user", "content": "hi"}], **body}
-    return client.post("/v1/chat/completions", data=json.dumps(body), content_type="application/json")
+def post_plain(client, **body):
+    return post(client, {"model": "plain", "messages": OK_MESSAGES, **body})
 
 
 BAD = [
@@ -70,20 +58,37 @@ BAD = [
 
 @pytest.mark.parametrize("name,body,param,words", BAD, ids=[b[0] for b in BAD])
 def test_what_cannot_be_enforced_is_a_400_naming_it(client, models, name, body, param, words):
-    response = post(client, **body)
+    response = post_plain(client, **body)
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["param"] == param, error
     assert words in error["message"], error
 
 
-@pytest.mark.parametrize("body", [
-    {"response_format": {"type": "json_object"}},
-    {"response_format": schema_format(OBJECT, strict=True)},
-    {"model": "qwen-like", "tools": TOOLS, "tool_choice": "required", "parallel_tool_calls": False},
-    {"model": "gemma-like", "tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
-    {"tools": TOOLS, "tool_choice": "none", "response_format": {"type": "json_object"}},
-])
-def test_what_can_be_enforced_is_accepted(client, models, body):
-    response = post(client, **body)
+# Each body with what its grammar must hold (llguidance's lark syntax, inference/constraints/grammar.py).
+ENFORCED = [
+    ({"response_format": {"type": "json_object"}}, ['%json {"type": "object"']),
+    ({"response_format": schema_format(OBJECT, strict=True)},
+     ['%json {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]']),
+    ({"model": "qwen-like", "tools": TOOLS, "tool_choice": "required", "parallel_tool_calls": False},
+     ['calls: call_block\n', 'call_block: "<tool_call>\\n" call "\\n</tool_call>"', '{"const": "get_weather"}']),
+    ({"model": "gemma-like", "tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+     ['"```tool_code\\n" call', 'call_0: "get_weather("']),
+    ({"tools": TOOLS, "tool_choice": "none", "response_format": {"type": "json_object"}}, ['%json {"type": "object"']),
+]
+
+
+@pytest.mark.parametrize("body,fragments", ENFORCED,
+                         ids=["json_object", "json_schema", "qwen-required-one-call", "gemma-named", "none-and-json"])
+def test_what_can_be_enforced_is_accepted(client, models, body, fragments):
+    """Accepted, and the grammar reached the engine's request (the scripted backend ignores it, so
+    the answer alone would not show it)."""
+    response = post_plain(client, **body)
     assert response.status_code == 200, response.content
+    (request,) = models.requests
+    grammar = request.params.grammar
+    assert grammar is not None and grammar.startswith("start: "), grammar
+    for fragment in fragments:
+        assert fragment in grammar, (fragment, grammar)
+    if body.get("tool_choice") == "none":
+        assert request.tools is None and "call" not in grammar

@@ -4,8 +4,6 @@ import json
 
 import pytest
 
-import inference.api.views as views
-from tests.scripted import ScriptedWorld
 
 pytestmark = pytest.mark.django_db
 
@@ -16,18 +14,11 @@ def schemas(client):
 
 
 @pytest.fixture
-def scripted(settings, tmp_path, monkeypatch):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"max_position_embeddings": 512}))
-    (tmp_path / "models.yaml").write_text(
-        "models:\n"
-        f"  - {{id: qwen-like, aliases: [q], tool_format: qwen_tool_call, ttl: 2, source: {{path: {folder}}}}}\n"
-        f"  - {{id: absent, source: {{path: {tmp_path / 'none'}}}}}\n"
-    )
-    settings.MLX_SERVER_MODELS = tmp_path / "models.yaml"
-    engine = ScriptedWorld(["<tool_call>\n", '{"name": "f", "arguments": {}}', "\n</tool_call>"]).engine()
-    monkeypatch.setattr(views, "get_engine", lambda: engine)
+def scripted(models_yaml, serve, tmp_path):
+    models_yaml("qwen-like", {"config.json": json.dumps({"max_position_embeddings": 512}).encode()},
+                aliases=["q"], tool_format="qwen_tool_call", ttl=2)
+    models_yaml("absent", source={"path": str(tmp_path / "none")})
+    serve(["<tool_call>\n", '{"name": "f", "arguments": {}}', "\n</tool_call>"])
 
 
 def documented(schemas, name):
@@ -60,9 +51,8 @@ def test_a_chat_completion_has_the_documented_keys(client, schemas, scripted):
     assert set(body["usage"]) == documented(schemas, "Usage")
 
 
-def test_a_message_without_calls_has_no_tool_calls_key(client, schemas, scripted, monkeypatch):
-    engine = ScriptedWorld(["Hi ", " there "]).engine()
-    monkeypatch.setattr(views, "get_engine", lambda: engine)
+def test_a_message_without_calls_has_no_tool_calls_key(client, schemas, scripted, serve):
+    serve(["Hi ", " there "])
     body = client.post("/v1/chat/completions", content_type="application/json", data=json.dumps(
         {"model": "qwen-like", "messages": [{"role": "user", "content": "hi"}]})).json()
     message = body["choices"][0]["message"]

@@ -4,29 +4,9 @@ import json
 import pytest
 
 from inference.models import RequestLog
+from tests.helpers import OK_MESSAGES, URL, assert_openai_error, post
 
 pytestmark = pytest.mark.django_db
-
-URL = "/v1/chat/completions"
-OK_MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-def post(client, body, content_type="application/json"):
-    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post(URL, data=data, content_type=content_type)
-
-
-def assert_openai_error(response, status, param=None, code=None):
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["message"]
-    if param is not None:
-        assert error["param"] == param, error
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
 
 BAD_BODIES = [
     ("not json", "{model: x", None),
@@ -86,12 +66,8 @@ def test_unknown_model_is_404_model_not_found(client):
     assert RequestLog.objects.get().error_code == "model_not_found"
 
 
-def test_registered_but_absent_model_is_404_not_available(client, settings, tmp_path):
-    models = tmp_path / "models.yaml"
-    models.write_text(
-        "models:\n  - id: ghost\n    source: {path: %s}\n" % (tmp_path / "nothing-here")
-    )
-    settings.MLX_SERVER_MODELS = models
+def test_registered_but_absent_model_is_404_not_available(client, models_yaml, tmp_path):
+    models_yaml("ghost", source={"path": str(tmp_path / "nothing-here")})
     error = assert_openai_error(post(client, {"model": "ghost", "messages": OK_MESSAGES}), 404,
                                 code="model_not_available")
     assert "config.json" in error["message"]

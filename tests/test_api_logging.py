@@ -1,55 +1,37 @@
 """Every request is logged, failures included: an unexpected exception in the chat view, before
 or during a stream, is a 500 row naming the exception and OpenAI's generic error to the client,
 never a "client disconnected" row, and the next request is served as usual."""
-import asyncio
 import json
 
 import pytest
-from django.test import AsyncClient, Client
+from django.test import Client
 
 import inference.api.chat as chat
 import inference.api.views as views
 from inference.models import RequestLog
-from tests.scripted import ScriptedWorld
+from tests.helpers import URL, post, sse_frames
 
 pytestmark = pytest.mark.django_db
 
-URL = "/v1/chat/completions"
 BODY = {"model": "scripted", "messages": [{"role": "user", "content": "hi"}]}
 GENERIC = {"message": "The server had an error while processing your request.", "type": "server_error",
            "param": None, "code": "internal_error"}
 
 
 @pytest.fixture
-def scripted(settings, tmp_path, monkeypatch):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text("{}")
-    (tmp_path / "models.yaml").write_text(f"models:\n  - {{id: scripted, source: {{path: {folder}}}}}\n")
-    settings.MLX_SERVER_MODELS = tmp_path / "models.yaml"
-    engine = ScriptedWorld(["Hel", "lo"]).engine()
-    monkeypatch.setattr(views, "get_engine", lambda: engine)
+def scripted(models_yaml, serve):
+    models_yaml("scripted")
+    serve(["Hel", "lo"])
 
 
-def post(client, **over):
-    return client.post(URL, data=json.dumps({**BODY, **over}), content_type="application/json")
-
-
-def stream_frames() -> list[str]:
-    async def read():
-        response = await AsyncClient().post(URL, content_type="application/json",
-                                            data=json.dumps({**BODY, "stream": True}))
-        assert response.status_code == 200
-        return b"".join([chunk async for chunk in response.streaming_content]).decode()
-
-    text = asyncio.run(read())
-    return [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
+def post_body(client, **over):
+    return post(client, {**BODY, **over})
 
 
 def assert_served_after(client):
     """The failure broke nothing: the next request is answered and logged as usual."""
     RequestLog.objects.all().delete()
-    response = post(client)
+    response = post_body(client)
     assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == "Hello"
     assert RequestLog.objects.get().status_code == 200
 
@@ -68,7 +50,7 @@ def test_an_exception_before_generation_is_a_500_row(client, scripted, monkeypat
 
     with monkeypatch.context() as patch:
         patch.setattr(views, "build_chat_request", broken)
-        response = post(client)
+        response = post_body(client)
     assert response.status_code == 500 and response.json() == {"error": GENERIC}
     row = assert_500_row("RuntimeError: boom before the engine")
     assert row.resolved_model == "scripted" and json.loads(row.response_body) == {"error": GENERIC}
@@ -81,7 +63,7 @@ def test_an_exception_during_a_whole_answer_is_a_500_row(client, scripted, monke
 
     with monkeypatch.context() as patch:
         patch.setattr(chat.PassthroughParser, "feed", broken)
-        response = post(client)
+        response = post_body(client)
     assert response.status_code == 500 and response.json() == {"error": GENERIC}
     assert_500_row("ValueError: parser bug")
     assert_served_after(client)
@@ -94,7 +76,7 @@ def test_an_exception_inside_a_stream_is_an_error_not_a_disconnect(client, scrip
 
     with monkeypatch.context() as patch:
         patch.setattr(chat.PassthroughParser, "feed", broken)
-        frames = stream_frames()
+        frames = sse_frames({**BODY, "stream": True})
     assert frames[-1] == "[DONE]"
     assert json.loads(frames[0])["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert json.loads(frames[-2]) == {"error": GENERIC}

@@ -3,15 +3,12 @@
 The parsing itself is covered in tests/test_tools_*.py; here: the OpenAI response shapes
 (JSON and SSE), finish_reason, tool_choice none, and the tool-call log rows.
 """
-import asyncio
 import json
 
 import pytest
-from django.test import AsyncClient
 
-import inference.api.views as views
 from inference.models import RequestLog, ToolCallLog
-from tests.scripted import ScriptedWorld
+from tests.helpers import post, sse_frames
 
 pytestmark = pytest.mark.django_db
 
@@ -23,48 +20,30 @@ QWEN_ANSWER = ["Let me check.", "\n<tool", "_call>\n{\"name\": \"get_weather\", 
 GEMMA_ANSWER = ["```tool", "_code\nget_weather(city=", "\"Oslo\")\n```"]
 
 
+ASK = [{"role": "user", "content": "Weather in Paris?"}]
+
+
 @pytest.fixture
-def scripted(settings, tmp_path, monkeypatch):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text("{}")
-    models = tmp_path / "models.yaml"
-    models.write_text(
-        "models:\n"
-        f"  - {{id: qwen-like, tool_format: qwen_tool_call, source: {{path: {folder}}}}}\n"
-        f"  - {{id: gemma-like, tool_format: gemma_tool_code, source: {{path: {folder}}}}}\n"
-    )
-    settings.MLX_SERVER_MODELS = models
-
-    def use(pieces):
-        engine = ScriptedWorld(pieces).engine()
-        monkeypatch.setattr(views, "get_engine", lambda: engine)
-
-    return use
+def scripted(models_yaml, serve):
+    models_yaml("qwen-like", tool_format="qwen_tool_call")
+    models_yaml("gemma-like", tool_format="gemma_tool_code")
+    return serve
 
 
-def post(client, **body):
-    body = {"messages": [{"role": "user", "content": "Weather in Paris?"}], **body}
-    return client.post("/v1/chat/completions", data=json.dumps(body), content_type="application/json")
+def post_weather(client, **body):
+    return post(client, {"messages": ASK, **body})
 
 
 def stream(**body) -> list[dict]:
-    """POST with stream: true through AsyncClient, read in the loop that made the stream."""
-    async def read():
-        response = await AsyncClient().post(
-            "/v1/chat/completions", content_type="application/json",
-            data=json.dumps({"messages": [{"role": "user", "content": "Weather?"}], "stream": True, **body}))
-        return b"".join([chunk async for chunk in response.streaming_content]).decode()
-
-    text = asyncio.run(read())
-    frames = [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
+    """The streamed answer's chunks, parsed (after checking it ends in [DONE])."""
+    frames = sse_frames({"messages": [{"role": "user", "content": "Weather?"}], "stream": True, **body})
     assert frames[-1] == "[DONE]"
     return [json.loads(f) for f in frames[:-1]]
 
 
 def test_qwen_call_in_json_response_and_log(client, scripted):
     scripted(QWEN_ANSWER)
-    body = post(client, model="qwen-like", tools=TOOLS).json()
+    body = post_weather(client, model="qwen-like", tools=TOOLS).json()
     choice = body["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] == "Let me check."
@@ -99,7 +78,7 @@ def test_gemma_call_streamed_as_tool_call_deltas(scripted):
 def test_unparsable_call_comes_back_as_content_and_is_logged_as_failed(client, scripted):
     broken = ["<tool_call>\n{\"name\": get_weather(}\n</tool_call>"]
     scripted(broken)
-    body = post(client, model="qwen-like", tools=TOOLS).json()
+    body = post_weather(client, model="qwen-like", tools=TOOLS).json()
     choice = body["choices"][0]
     assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
     assert choice["message"]["content"] == broken[0]
@@ -109,7 +88,7 @@ def test_unparsable_call_comes_back_as_content_and_is_logged_as_failed(client, s
 
 def test_without_tools_the_text_is_plain_content(client, scripted):
     scripted(QWEN_ANSWER)
-    body = post(client, model="qwen-like").json()
+    body = post_weather(client, model="qwen-like").json()
     assert body["choices"][0]["message"]["content"] == "".join(QWEN_ANSWER)
     assert body["choices"][0]["finish_reason"] == "stop"
     assert not ToolCallLog.objects.exists()
@@ -117,5 +96,8 @@ def test_without_tools_the_text_is_plain_content(client, scripted):
 
 def test_tool_choice_none_leaves_calls_as_text(client, scripted):
     scripted(QWEN_ANSWER)
-    body = post(client, model="qwen-like", tools=TOOLS, tool_choice="none").json()
+    body = post_weather(client, model="qwen-like", tools=TOOLS, tool_choice="none").json()
     assert "tool_calls" not in body["choices"][0]["message"]
+    assert body["choices"][0]["message"]["content"] == "".join(QWEN_ANSWER)
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert not ToolCallLog.objects.exists()

@@ -16,7 +16,7 @@ from inference.tools import get_tool_format
 from registry.specs import ModelSpec, Source
 from tests.fixtures_models import imported
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.model
 
 
 def engine_for(path, batch_size, cache=True, **load):

@@ -9,7 +9,7 @@ import pytest
 
 from inference.constraints import ConstraintError, Grammars, build_grammar
 from inference.tools import get_tool_format
-from tests.schemas import PROFILE_EXAMPLE, PROFILE_SCHEMA
+from testkit.schemas import PROFILE_EXAMPLE, PROFILE_SCHEMA
 
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -21,13 +21,6 @@ TOOLS = [
     {"type": "function", "function": {"name": "ping"}},
 ]
 SCHEMA_FORMAT = {"type": "json_schema", "json_schema": {"name": "profile", "schema": PROFILE_SCHEMA}}
-
-
-@pytest.fixture(scope="module")
-def tokenizer(smollm2_bf16_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +40,7 @@ def accepts(grammars, tokenizer, grammar_text: str, text: str) -> bool:
     return matcher.try_consume_tokens(tokens) == len(tokens) and matcher.is_accepting()
 
 
+@pytest.mark.model
 def test_schema_grammar_accepts_valid_documents_only(grammars, tokenizer):
     g = grammar(response_format=SCHEMA_FORMAT)
     assert accepts(grammars, tokenizer, g, json.dumps(PROFILE_EXAMPLE))
@@ -58,6 +52,7 @@ def test_schema_grammar_accepts_valid_documents_only(grammars, tokenizer):
     assert not accepts(grammars, tokenizer, g, json.dumps(PROFILE_EXAMPLE, indent=2))  # one layout: no padding
 
 
+@pytest.mark.model
 def test_json_object_takes_any_object_but_nothing_else(grammars, tokenizer):
     g = grammar(response_format={"type": "json_object"})
     assert accepts(grammars, tokenizer, g, '{"a": [1, {"b": null}]}')
@@ -74,6 +69,7 @@ def test_json_object_takes_any_object_but_nothing_else(grammars, tokenizer):
      [("get_weather", {"city": "Oslo", "unit": "fahrenheit"})]),
     ("gemma_tool_code", '```tool_code\nget_time(format="iso")\nping()\n```', [("get_time", {"format": "iso"}), ("ping", {})]),
 ])
+@pytest.mark.model
 def test_required_call_grammar_accepts_what_the_format_parses(grammars, tokenizer, fmt, text, expected):
     assert accepts(grammars, tokenizer, grammar(fmt, tools=TOOLS, tool_choice="required"), text)
     parsed = get_tool_format(fmt).parse(text, TOOLS)
@@ -88,6 +84,7 @@ def test_required_call_grammar_accepts_what_the_format_parses(grammars, tokenize
     ("gemma_tool_code", '```tool_code\nget_weather(city="Oslo", unit="kelvin")\n```'),
     ("gemma_tool_code", '```tool_code\nget_weather(city="Oslo", country="NO")\n```'),
 ])
+@pytest.mark.model
 def test_required_call_grammar_rejects_invalid_calls(grammars, tokenizer, fmt, text):
     assert not accepts(grammars, tokenizer, grammar(fmt, tools=TOOLS, tool_choice="required"), text)
 
@@ -97,6 +94,7 @@ def test_required_call_grammar_rejects_invalid_calls(grammars, tokenizer, fmt, t
      '\n<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'),
     ("gemma_tool_code", "```tool_code\nget_time()", "\nget_time()"),
 ])
+@pytest.mark.model
 def test_named_choice_and_no_parallel_calls(grammars, tokenizer, fmt, one, two):
     named = {"type": "function", "function": {"name": "get_time"}}
     closer = "\n```" if fmt == "gemma_tool_code" else ""
@@ -108,6 +106,7 @@ def test_named_choice_and_no_parallel_calls(grammars, tokenizer, fmt, one, two):
     assert not accepts(grammars, tokenizer, single, other + closer)
 
 
+@pytest.mark.model
 def test_auto_with_a_schema_allows_a_call_or_the_answer(grammars, tokenizer):
     g = grammar("qwen_tool_call", response_format=SCHEMA_FORMAT, tools=TOOLS, tool_choice="auto")
     assert accepts(grammars, tokenizer, g, json.dumps(PROFILE_EXAMPLE))
@@ -134,6 +133,7 @@ def test_calls_that_cannot_be_enforced_name_the_param(kwargs, param):
     assert caught.value.param == param
 
 
+@pytest.mark.model
 def test_processor_masks_logits_to_the_grammar(grammars, tokenizer):
     """On flat logits the greedy choice is always an allowed token; once the document is
     complete only the end token remains."""
@@ -152,6 +152,7 @@ def test_processor_masks_logits_to_the_grammar(grammars, tokenizer):
     assert allowed == [end]
 
 
+@pytest.mark.model
 def test_compiled_grammars_are_cached_and_copied(grammars):
     g = grammar(response_format={"type": "json_object"})
     first, second = grammars.matcher(g), grammars.matcher(g)
@@ -159,6 +160,7 @@ def test_compiled_grammars_are_cached_and_copied(grammars):
     assert isinstance(first, llguidance.LLMatcher) and not first.is_error()
 
 
+@pytest.mark.model
 def test_a_forced_qwen_call_walks_through_on_a_tokenizer_with_an_added_tool_call_token(tiny_qwen3_vl_dir):
     """Qwen tokenizers add `<tool_call>` as a non-special token: the mask must never offer
     a token the matcher then refuses. Greedy on flat logits walks the grammar to its end."""

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.fixtures_models import smollm2_entries
-from tests.live import LiveServer
+from testkit.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 
@@ -29,16 +29,13 @@ def batch_server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
         "default": "smollm2",
         "models": smollm2_entries(smollm2_bf16_dir, smollm2_f32_dir),
     }
-    server = LiveServer(root, models, env={"MLX_SERVER_BATCH_SIZE": "4"}).start()
-    yield server
-    server.stop()
+    with LiveServer(root, models, env={"MLX_SERVER_BATCH_SIZE": "4"}).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def batch_client(batch_server):
-    from openai import OpenAI
-
-    return OpenAI(base_url=f"{batch_server.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+    return batch_server.openai()
 
 
 def ask(client, prompt, model="smollm2", stream=False, **kw):
@@ -137,10 +134,3 @@ def test_stop_strings_and_max_tokens_per_request(batch_client, openai_client, re
     assert expected[1][1:] == ("length", 3) and expected[2][1:] == ("length", 7)
     results, _ = concurrently(*(lambda p=p, kw=kw: ask(batch_client, p, **kw) for p, kw in zip(PROMPTS, kwargs)))
     assert results == expected
-
-
-@pytest.fixture(scope="module")
-def tokenizer(smollm2_bf16_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))

@@ -8,25 +8,20 @@ import json
 import threading
 import time
 
+from functools import partial
+
 import openai
 import pytest
 import requests
 
+from tests import helpers
+
 pytestmark = pytest.mark.e2e
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-GREEDY = {"temperature": 0, "max_tokens": 40}
 
 
-@pytest.fixture(scope="module")
-def tokenizer(smollm2_bf16_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))
-
-
-def chat(client, model="smollm2", messages=QUESTION, **kw):
-    return client.chat.completions.create(model=model, messages=messages, **{**GREEDY, **kw})
+chat = partial(helpers.chat, model="smollm2", messages=QUESTION, max_tokens=40)
 
 
 def test_models_list_shows_registry_with_flags(openai_client, server):

@@ -10,11 +10,10 @@ import io
 import json
 
 import jsonschema
-import openai
 import pytest
 
-from tests.live import LiveServer
-from tests.schemas import PROFILE_SCHEMA
+from testkit.live import LiveServer
+from testkit.schemas import PROFILE_SCHEMA
 
 pytestmark = pytest.mark.e2e
 
@@ -56,14 +55,13 @@ def server(tmp_path_factory, smollm2_bf16_dir, tiny_gemma3_dir, tiny_qwen3_vl_di
         {"id": "tiny-qwen3-vl", "source": {"path": str(tiny_qwen3_vl_dir)}, "backend": "vision",
          "tool_format": "qwen_tool_call", "capabilities": ["chat", "vision"], "fixture": True},
     ]}
-    server = LiveServer(root, models).start()
-    yield server
-    server.stop()
+    with LiveServer(root, models).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def client(server):
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=300)
+    return server.openai(timeout=300)
 
 
 def create(client, model, messages, *, stream=False, **kw):

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 
-import openai
+from functools import partial
+
 import pytest
 
-from tests.live import LiveServer
+from testkit.live import LiveServer
+from tests import helpers
 
 pytestmark = pytest.mark.e2e
 
-GREEDY = {"temperature": 0, "max_tokens": 12}
 QUESTION = [{"role": "user", "content": "Write one sentence about the sea."}]
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city.",
@@ -29,14 +30,13 @@ def gemma_server(tmp_path_factory, smollm2_bf16_dir, gemma3_bf16_dir):
         {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(smollm2_bf16_dir)},
          "context_length": 2048},
     ]}
-    server = LiveServer(root, models).start()
-    yield server
-    server.stop()
+    with LiveServer(root, models).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def client(gemma_server):
-    return openai.OpenAI(base_url=f"{gemma_server.url}/v1", api_key="x", max_retries=0, timeout=300)
+    return gemma_server.openai(timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,7 @@ def tokenizer(gemma3_bf16_dir):
     return AutoTokenizer.from_pretrained(str(gemma3_bf16_dir))
 
 
-def chat(client, model="gemma-3-270m", messages=QUESTION, **kw):
-    return client.chat.completions.create(model=model, messages=messages, **{**GREEDY, **kw})
+chat = partial(helpers.chat, model="gemma-3-270m", messages=QUESTION, max_tokens=12)
 
 
 def test_gemma_answers_with_real_usage_streamed_and_not(client, tokenizer):

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import openai
@@ -20,7 +21,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.live import LiveServer
+from testkit.live import LiveServer
+from tests import helpers
 
 pytestmark = pytest.mark.e2e
 
@@ -49,29 +51,24 @@ def ops_server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
             {"id": "broken", "source": {"path": str(broken)}},
         ],
     }
-    server = LiveServer(root, models, env={
+    with LiveServer(root, models, env={
         "MLX_SERVER_API_KEY": KEY, "MLX_SERVER_MAX_QUEUE": str(MAX_QUEUE), "MLX_SERVER_PRELOAD": BF16,
-    }).start()
-    yield server
-    server.stop()
+    }).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def client(ops_server):
-    return openai.OpenAI(base_url=f"{ops_server.url}/v1", api_key=KEY, max_retries=0, timeout=300)
+    return ops_server.openai(api_key=KEY, timeout=300)
 
 
 @pytest.fixture(scope="module")
-def no_end(smollm2_bf16_dir):
+def no_end(tokenizer):
     """logit_bias that bans the end-of-turn tokens, so a generation runs to max_tokens."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))
     return {str(tokenizer.convert_tokens_to_ids("<|im_end|>")): -100, str(tokenizer.eos_token_id): -100}
 
 
-def chat(client, model=BF16, messages=QUESTION, **kw):
-    return client.chat.completions.create(model=model, messages=messages, **{"temperature": 0, "max_tokens": 24, **kw})
+chat = partial(helpers.chat, model=BF16, messages=QUESTION, max_tokens=24)
 
 
 def health(server) -> dict:
@@ -108,7 +105,7 @@ def timed_story(client, no_end) -> float:
 def test_the_key_guards_v1_but_not_health(ops_server):
     response = requests.get(f"{ops_server.url}/v1/models", timeout=30)
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
-    bad = openai.OpenAI(base_url=f"{ops_server.url}/v1", api_key="sk-wrong", max_retries=0)
+    bad = ops_server.openai(api_key="sk-wrong")
     with pytest.raises(openai.AuthenticationError):
         chat(bad)
     assert requests.get(f"{ops_server.url}/health", timeout=30).status_code == 200

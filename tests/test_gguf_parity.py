@@ -57,6 +57,8 @@ import pytest
 
 from tests.fixtures_models import imported
 
+pytestmark = pytest.mark.model
+
 REFERENCES = Path(__file__).resolve().parent / "reference"
 MIN_AGREEMENT = 0.95
 MIN_AGREEMENT_4_BIT = 0.90  # the bar where we re-quantize to 4 bits
@@ -84,6 +86,8 @@ CASES = {
     "gemma3-270m-bf16": Case("gemma3_270m_llamacpp.json", "gemma3_gguf"),
     **{f"tiny-{arch}-bf16": Case(f"tiny_{arch}_llamacpp.json", f"tiny:{arch}") for arch in TINY_ARCHS},
     **{f"tiny-{arch}-q8": Case(f"tiny_{arch}_llamacpp.json", f"tiny:{arch}", quantize=8) for arch in TINY_ARCHS},
+    # Q2_K..Q6_K on a tiny random llama; its own checks are in test_gguf_parity_kquants.py.
+    "tiny-kquants-bf16": Case("tiny_llama-kquants_llamacpp.json", "tiny:llama-kquants"),
 }
 
 

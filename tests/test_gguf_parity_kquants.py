@@ -9,7 +9,8 @@ this is the only coverage of Q2_K, Q3_K and Q5_K, and of all five through every 
 Where llama-cpp-python is installed, each K-quant tensor as we read it must also equal, bit for bit, what
 ggml's own dequantize_row_qN_K makes of the same blocks.
 
-The import (bf16) is held to test_gguf_parity's bars, by its own tests run here on this case: the same
+The import (bf16) is held to test_gguf_parity's bars by that module's tests, whose CASES hold this one
+("tiny-kquants-bf16", on the same model_case fixture as every other parity case): the same
 tokenization, teacher-forced top-1 agreement with llama.cpp's greedy continuation >= MIN_AGREEMENT with
 near-ties counted as there, and mean logit-gap error <= MAX_MEAN_GAP_ERROR. The reference is
 tests/reference/tiny_llama-kquants_llamacpp.json (tests/reference/make_llamacpp_reference.py says how it
@@ -24,7 +25,6 @@ not inverted, Q6_K's scales read unsigned, or Q2_K's dmin ignored.
 """
 
 import ctypes
-import hashlib
 import importlib.util
 import json
 import os
@@ -37,19 +37,11 @@ import pytest
 
 from registry.gguf.reader import GGUFFile
 from tests.fixtures_models import imported
-from tests.test_gguf_parity import (  # noqa: F401 -- fixtures and tests, collected here for this module's case
-    REFERENCES,
-    Case,
-    agreement_rows,
-    teacher_forced,
-    test_logit_gaps_track_llama_cpp,
-    test_teacher_forced_top1_matches_llama_cpp_greedy,
-    test_tokenizer_matches_llama_cpp,
-)
 from tests.tiny_ggufs import KQUANT_LAYOUTS, SHAPES
 
-MODEL = "llama-kquants"
-CASES = {"tiny-kquants-bf16": Case("tiny_llama-kquants_llamacpp.json", f"tiny:{MODEL}")}
+pytestmark = pytest.mark.model
+
+MODEL = "llama-kquants"  # test_gguf_parity.py's case "tiny-kquants-bf16"
 
 
 @pytest.fixture(scope="module")
@@ -62,20 +54,12 @@ def kquant_file(kquant_gguf) -> GGUFFile:
     return GGUFFile(kquant_gguf)
 
 
-@pytest.fixture(scope="module", params=list(CASES))
-def model_case(request, kquant_gguf):
-    """As test_gguf_parity's fixture of that name (the tests imported above use it), for CASES here."""
-    name, case = request.param, CASES[request.param]
-    reference = json.loads((REFERENCES / case.reference).read_text())
-    with kquant_gguf.open("rb") as file:
-        digest = hashlib.file_digest(file, "sha256").hexdigest()
-    assert reference["gguf"]["sha256"] == digest, (
-        f"{case.reference} was made from another GGUF than {kquant_gguf.name}; if tests/tiny_ggufs.py changed, "
-        "regenerate the reference (see make_llamacpp_reference.py)"
-    )
-    folder = imported(kquant_gguf, case.dtype)
-    model, tokenizer = mlx_lm.load(str(folder))
-    return name, case, reference, model, tokenizer
+@pytest.fixture(scope="module")
+def kquant_import(kquant_gguf):
+    """The bf16 import and the model mlx-lm loads from it."""
+    folder = imported(kquant_gguf)
+    model, _ = mlx_lm.load(str(folder))
+    return folder, model
 
 
 def test_every_k_quant_type_is_in_the_file_at_a_sane_magnitude(kquant_file):
@@ -90,9 +74,8 @@ def test_every_k_quant_type_is_in_the_file_at_a_sane_magnitude(kquant_file):
         assert 0.8 < values.std() * np.sqrt(values.shape[1]) < 1.25, (name, values.std())
 
 
-def test_import_loads_in_mlx_lm_with_the_tiny_shape(model_case, kquant_gguf):
-    _, case, _, model, _ = model_case
-    folder = imported(kquant_gguf, case.dtype)  # already there: model_case imported it
+def test_import_loads_in_mlx_lm_with_the_tiny_shape(kquant_import):
+    folder, model = kquant_import
     config = json.loads((folder / "config.json").read_text())
     shape = SHAPES[MODEL]
     expected = {"model_type": "llama", "hidden_size": shape.hidden, "intermediate_size": shape.ffn,

@@ -15,6 +15,8 @@ from inference.engine.types import SamplingParams
 from registry.specs import parse_spec
 from tests.fixtures_models import imported
 
+pytestmark = pytest.mark.model
+
 GREEDY = SamplingParams(temperature=0.0)
 
 

@@ -13,8 +13,8 @@ from inference.api import views
 from inference.engine import Engine, Job
 from inference.engine.types import ChatRequest
 from inference.models import RequestLog
+from tests.helpers import OK_MESSAGES, assert_openai_error, post
 from tests.scripted import ScriptedWorld
-from tests.test_api_errors import OK_MESSAGES, assert_openai_error, post
 
 pytestmark = pytest.mark.django_db
 
@@ -33,24 +33,6 @@ def metric(client, name: str, **labels) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return 0.0
-
-
-@pytest.fixture
-def registry_with(settings, tmp_path):
-    """Point the registry at a models.yaml of folder models; returns a function adding one."""
-    entries: list[str] = []
-
-    def add(model_id: str, files: dict[str, bytes]) -> Path:
-        folder = tmp_path / model_id
-        folder.mkdir()
-        for name, data in files.items():
-            (folder / name).write_bytes(data)
-        entries.append(f"  - id: {model_id}\n    source: {{path: {folder}}}\n")
-        (tmp_path / "models.yaml").write_text("models:\n" + "".join(entries))
-        settings.MLX_SERVER_MODELS = tmp_path / "models.yaml"
-        return folder
-
-    return add
 
 
 def test_with_a_key_v1_and_metrics_need_it_health_and_admin_do_not(client, settings):
@@ -109,12 +91,12 @@ def test_metrics_count_requests_by_endpoint_and_status(client, settings):
     assert metric(client, "mlx_server_queue_depth") == 0
 
 
-def test_a_full_queue_answers_429_with_retry_after(client, monkeypatch, registry_with):
-    registry_with("queued", {"config.json": b"{}"})
+def test_a_full_queue_answers_429_with_retry_after(client, serve, models_yaml):
+    models_yaml("queued", {"config.json": b"{}"})
     world = ScriptedWorld(["t"] * 100, delay=0.1)
     engine = Engine(materialize=lambda s: Path(s.source.location), loader=world.load,
                     default_max_tokens=2000, max_queue=1)
-    monkeypatch.setattr(views, "get_engine", lambda: engine)
+    serve(engine)
     request = ChatRequest(messages=[{"role": "user", "content": "x"}])
     spec = views.resolve_model("queued")
     running, waiting = (Job(spec, request, emit=lambda e: None) for _ in range(2))
@@ -134,8 +116,8 @@ def test_a_full_queue_answers_429_with_retry_after(client, monkeypatch, registry
         waiting.cancelled.set()
 
 
-def test_corrupt_model_files_answer_503_naming_the_model(client, registry_with):
-    registry_with("broken", {
+def test_corrupt_model_files_answer_503_naming_the_model(client, models_yaml):
+    models_yaml("broken", {
         "config.json": json.dumps({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 1,
                                    "intermediate_size": 128, "num_attention_heads": 2, "rms_norm_eps": 1e-5,
                                    "vocab_size": 100}).encode(),

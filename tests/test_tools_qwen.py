@@ -1,7 +1,8 @@
 """Hermes/Qwen <tool_call> calls: whole-output parsing with the usual slips, prompt rendering
 with and without a template that renders tools (a ChatML template rendered by jinja2).
 
-CASES is shared with test_tools_streaming, which replays each one split at every boundary.
+The cases are in tests/tool_cases.py, shared with test_tools_streaming, which replays each one split at
+every boundary.
 """
 from __future__ import annotations
 
@@ -13,68 +14,12 @@ import pytest
 
 from inference.tools import get_tool_format, prepare_prompt, template_renders_tools
 from inference.tools.qwen_tool_call import loads_tolerant
+from tests.tool_cases import QWEN_CASES as CASES
+from tests.tool_cases import QWEN_TOOLS as TOOLS
+from tests.tool_cases import QWEN_WEATHER as WEATHER
+from tests.tool_cases import SAME
 
 FMT = get_tool_format("qwen_tool_call")
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
-TOOLS = [WEATHER]
-
-
-def block(body: str) -> str:
-    return f"<tool_call>\n{body}\n</tool_call>"
-
-
-SAME = "<the text itself>"  # expected content: the whole text, verbatim
-
-# (id, text, expected content, expected calls as (name, arguments), failures, tools)
-CASES = [
-    ("one", block('{"name": "get_weather", "arguments": {"city": "Paris"}}'), "",
-     [("get_weather", {"city": "Paris"})], 0, None),
-    ("text-around", "I'll check.\n" + block('{"name": "get_weather", "arguments": {"city": "Paris"}}') + "\nWait.",
-     "I'll check.\nWait.", [("get_weather", {"city": "Paris"})], 0, None),
-    ("several", block('{"name": "a", "arguments": {}}') + "\n" + block('{"name": "b", "arguments": {"x": 1}}') + "\n",
-     "", [("a", {}), ("b", {"x": 1})], 0, None),
-    ("no-newlines", 'x<tool_call>{"name": "a", "arguments": {"k": "v"}}</tool_call>y', "xy",
-     [("a", {"k": "v"})], 0, None),
-    ("nested", block('{"name": "f", "arguments": {"a": {"b": [1, 2.5, {"c": null}], "d": true}, "e": "<x>"}}'), "",
-     [("f", {"a": {"b": [1, 2.5, {"c": None}], "d": True}, "e": "<x>"})], 0, None),
-    ("trailing-commas", block('{"name": "f", "arguments": {"a": [1, 2,], "b": "x, }",},}'), "",
-     [("f", {"a": [1, 2], "b": "x, }"})], 0, None),
-    ("single-quotes", block("{'name': 'f', 'arguments': {'a': \"it's\", 'b': 'x'}}"), "",
-     [("f", {"a": "it's", "b": "x"})], 0, None),
-    ("python-literals", block('{"name": "f", "arguments": {"a": True, "b": None, "c": False, "s": "true"}}'), "",
-     [("f", {"a": True, "b": None, "c": False, "s": "true"})], 0, None),
-    ("mixed-slips", block("{'name': 'f', 'arguments': {'a': true, 'b': null,},}"), "",
-     [("f", {"a": True, "b": None})], 0, None),
-    ("arguments-as-string", block('{"name": "f", "arguments": "{\\"a\\": 1}"}'), "", [("f", {"a": 1})], 0, None),
-    ("parameters-key", block('{"name": "f", "parameters": {"a": 1}}'), "", [("f", {"a": 1})], 0, None),
-    ("no-arguments", block('{"name": "now"}'), "", [("now", {})], 0, None),
-    ("openai-shape", block('{"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}'), "",
-     [("f", {"a": 1})], 0, None),
-    ("list-in-one-block", block('[{"name": "a", "arguments": {}}, {"name": "b", "arguments": {}}]'), "",
-     [("a", {}), ("b", {})], 0, None),
-    ("fenced-json", block('```json\n{"name": "a", "arguments": {}}\n```'), "", [("a", {})], 0, None),
-    ("no-call", "Just text with < and > and <tool and tool_call>.\n", SAME, [], 0, None),
-    ("known-tool", block('{"name": "get_weather", "arguments": {"city": "Oslo"}}'), "",
-     [("get_weather", {"city": "Oslo"})], 0, TOOLS),
-    # failures: the block stays in content verbatim
-    ("garbage", "Hmm " + block("{not json at all"), SAME, [], 1, None),
-    ("no-name", block('{"arguments": {"a": 1}}'), SAME, [], 1, None),
-    ("arguments-not-object", block('{"name": "f", "arguments": [1, 2]}'), SAME, [], 1, None),
-    ("code-not-data", block('{"name": __import__("os").system("ls")}'), SAME, [], 1, None),
-    ("unknown-tool", block('{"name": "rm_rf", "arguments": {}}'), SAME, [], 1, TOOLS),
-    ("empty", "<tool_call></tool_call>", SAME, [], 1, None),
-    ("unclosed", 'Sure <tool_call>\n{"name": "f", "arguments": {}}', SAME, [], 1, None),
-    ("good-bad-good", block('{"name": "a", "arguments": {}}') + "\n" + block("oops") + "\n" + block('{"name": "b"}'),
-     block("oops"), [("a", {}), ("b", {})], 1, None),
-]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

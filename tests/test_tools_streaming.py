@@ -14,8 +14,7 @@ import pytest
 from inference.tools import (
     TOOL_FORMATS, ContentDelta, ToolCallDelta, ToolFormat, get_tool_format,
 )
-from tests.test_tools_gemma import CASES as GEMMA_CASES
-from tests.test_tools_qwen import CASES as QWEN_CASES
+from tests.tool_cases import GEMMA_CASES, QWEN_CASES
 
 ALL = [("gemma_tool_code", c) for c in GEMMA_CASES] + [("qwen_tool_call", c) for c in QWEN_CASES]
 IDS = [f"{fmt}-{case[0]}" for fmt, case in ALL]

@@ -1,0 +1,114 @@
+"""Servers in their own process for end-to-end tests and benchmarks: our `manage.py runserver`
+(LiveServer) and, through the same start/wait/stop loop, any other server command (ServerProcess).
+Both are context managers that stop the process on exit."""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A server command on a free port of 127.0.0.1: launched, waited for until `ready_path`
+    answers, stopped. Its output goes to `log_path`, whose end is in every start error."""
+
+    name = "server"
+    ready_path = "/health"
+
+    def __init__(self, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def launch(self, args: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None) -> None:
+        self.process = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env,
+                                        stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}{self.ready_path}", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 5000) -> str:
+        return self.log_path.read_text()[-chars:]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class LiveServer(ServerProcess):
+    """`manage.py runserver` (Daphne) in its own process, on its own database and models.yaml."""
+
+    name = "server"
+
+    def __init__(self, root: Path, models: dict, env: dict[str, str] | None = None):
+        super().__init__(root / "server.log")
+        self.root = root
+        (root / "models.yaml").write_text(yaml.safe_dump(models, sort_keys=False))
+        self.env = {
+            **os.environ,
+            "MLX_SERVER_MODELS": str(root / "models.yaml"),
+            "MLX_SERVER_DATA_DIR": str(root / "data"),
+            "MLX_SERVER_DB": str(root / "db.sqlite3"),
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env,
+                              capture_output=True, text=True, check=True)
+
+    def start(self) -> "LiveServer":
+        self.manage("migrate", "--noinput", "-v", "0")
+        self.launch(["manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"], self.env, timeout=60,
+                    cwd=REPO)
+        return self
+
+    def openai(self, api_key: str = "not-needed", timeout: float = 120):
+        """An openai SDK client on this server, without retries (a test sees the first answer)."""
+        from openai import OpenAI
+
+        return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=timeout)
+
+    def health(self) -> dict:
+        return requests.get(f"{self.url}/health", timeout=10).json()
+
+    def log_rows(self) -> list[dict]:
+        with sqlite3.connect(self.root / "db.sqlite3") as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM inference_requestlog ORDER BY id")]

@@ -1,0 +1,66 @@
+"""Helpers the test modules share; the fixtures are in conftest.py (and fixtures_models.py for
+the real models). A test module imports from here, never from another test module."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+URL = "/v1/chat/completions"
+OK_MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def post(client, body, content_type="application/json"):
+    """POST `body` (a dict as JSON, or raw str/bytes as given) to /v1/chat/completions through
+    Django's test client."""
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(URL, data=data, content_type=content_type)
+
+
+def sse_frames(body: dict) -> list[str]:
+    """POST `body` (with stream: true) through Django's AsyncClient, read in the loop that made the
+    stream; the status must be 200. Returns the `data:` payloads, "[DONE]" included."""
+    from django.test import AsyncClient
+
+    async def read():
+        response = await AsyncClient().post(URL, content_type="application/json", data=json.dumps(body))
+        assert response.status_code == 200
+        return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+    text = asyncio.run(read())
+    return [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
+
+
+def assert_openai_error(response, status, param=None, code=None) -> dict:
+    """The response is an OpenAI error body of that status (and param/code when given); returns the error."""
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param, error
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+def chat(client, model: str, messages: list[dict], **kw: Any):
+    """One chat completion through the openai SDK against a live server, greedy unless `kw` says
+    otherwise. An e2e module binds its model, messages and max_tokens with functools.partial."""
+    return client.chat.completions.create(model=model, messages=messages, **{"temperature": 0, **kw})
+
+
+class RecordingEngine:
+    """An engine that keeps every request the API hands it, then lets the real engine run it: what
+    reached the engine can be asserted even where the scripted backend ignores a field."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.requests = []
+
+    def stream(self, spec, request):
+        self.requests.append(request)
+        return self.engine.stream(spec, request)
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)

@@ -12,11 +12,11 @@ from inference.api.errors import (
     InvalidRequest, QueueFull, ServerError, ServiceUnavailable, first_validation_error, from_validation_error,
 )
 from inference.api.serializers import ChatCompletionSerializer
-from inference.engine.engine import QueueFull as EngineQueueFull
 from inference.engine.types import (
-    ChatRequest, ContextLengthExceeded, EngineError, InvalidImage, ModelLoadError, SamplingParams,
+    ChatRequest, ContextLengthExceeded, EngineError, ImagesNotPrepared, ModelLoadError, SamplingParams,
     UnsupportedContent,
 )
+from inference.engine.types import QueueFull as EngineQueueFull
 from inference.tools import get_tool_format
 from tests.helpers import OK_MESSAGES
 
@@ -126,7 +126,7 @@ def test_context_length_is_a_400_on_messages():
         "context_length_exceeded", "messages", "4100 tokens, the context holds 4096")
 
 
-@pytest.mark.parametrize("kind,code", [(UnsupportedContent, "unsupported_content"), (InvalidImage, "invalid_image")])
+@pytest.mark.parametrize("kind,code", [(UnsupportedContent, "unsupported_content"), (ImagesNotPrepared, "invalid_image")])
 def test_content_errors_are_a_400_naming_the_part(kind, code):
     error = api_error_of(kind("that part cannot be used", param="messages[2].content[1]"))
     assert type(error) is InvalidRequest and error.status_code == 400

@@ -1,12 +1,14 @@
 """inference/engine/messages.py: OpenAI chat messages -> what chat templates expect. `developer`
 is `system`, content is one string (text parts joined) for text-only models, and an image part
-is an error naming the part; the vision form keeps parts in order and hands the images out."""
+is an error naming the part; the vision form keeps parts in order, one image marker per image
+part (the decoded images travel beside the messages, in image_parts order)."""
 from __future__ import annotations
 
 import pytest
 
 from inference.engine.messages import text_of, to_template_messages, to_vision_messages
 from inference.engine.types import UnsupportedContent
+from inference.images import image_parts
 
 CALL = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
 
@@ -69,28 +71,26 @@ def test_an_image_for_a_text_only_model_names_its_message():
     assert raised.value.details["param"] == "messages[1].content[0]"
 
 
-def test_vision_messages_keep_parts_in_order_and_hand_out_the_images():
+def test_vision_messages_keep_parts_in_order_with_a_marker_per_image():
     messages = [
         {"role": "developer", "content": "Describe."},
         {"role": "user", "content": [{"type": "text", "text": "first"}, image("a"), image("b")]},
         {"role": "assistant", "content": "Two squares."},
         {"role": "user", "content": [image("c"), {"type": "text", "text": "and this?"}]},
     ]
-    images: list = []
-    resolved = to_vision_messages(messages, images, lambda part, where: (part["image_url"]["url"], where))
+    resolved = to_vision_messages(messages)
     assert resolved == [
         {"role": "system", "content": "Describe."},
         {"role": "user", "content": [{"type": "text", "text": "first"}, {"type": "image"}, {"type": "image"}]},
         {"role": "assistant", "content": "Two squares."},
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "and this?"}]},
     ]
-    assert images == [("a", "messages[1].content[1]"), ("b", "messages[1].content[2]"),
-                      ("c", "messages[3].content[0]")]
+    # ChatRequest.images come in this order (the API loads them through image_parts).
+    assert [(part["image_url"]["url"], where) for where, part in image_parts(messages)] == [
+        ("a", "messages[1].content[1]"), ("b", "messages[1].content[2]"), ("c", "messages[3].content[0]")]
 
 
 def test_vision_turns_without_images_are_plain_strings():
-    images: list = []
-    resolved = to_vision_messages([{"role": "user", "content": [{"type": "text", "text": "a"},
-                                                                {"type": "text", "text": "b"}]}],
-                                  images, lambda part, where: pytest.fail("no image to resolve"))
-    assert resolved == [{"role": "user", "content": "a\nb"}] and images == []
+    messages = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    assert to_vision_messages(messages) == [{"role": "user", "content": "a\nb"}]
+    assert list(image_parts(messages)) == []

@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
+def server(tmp_path_factory, smollm2_dir, smollm2_bf16_dir):
     """The server on the real SmolLM2 import, two dtypes registered to swap between."""
     from tests.fixtures_models import smollm2_entries  # here, not above: pytest loads that plugin first
 
@@ -32,7 +32,7 @@ def server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
     models = {
         "default": "smollm2",
         "models": [
-            *smollm2_entries(smollm2_bf16_dir, smollm2_f32_dir),
+            *smollm2_entries(smollm2_dir, smollm2_bf16_dir),
             {"id": "absent-model", "source": {"path": str(root / "not-there")}},
         ],
     }

@@ -18,9 +18,16 @@ from tests.tiny_ggufs import tiny_gguf
 # The fixtures below: a test that uses one (directly or through another fixture) must be marked
 # `model` or `e2e` (conftest.py refuses to collect it otherwise), so `-m "not e2e and not model"` stays fast.
 MODEL_FIXTURES = frozenset({
-    "smollm2_gguf", "smollm2_bf16_dir", "smollm2_f32_dir", "gemma3_gguf", "gemma3_bf16_dir", "tiny_ggufs",
+    "smollm2_gguf", "smollm2_dir", "smollm2_bf16_dir", "smollm2_f32_dir", "gemma3_gguf", "gemma3_dir",
+    "gemma3_bf16_dir", "tiny_ggufs",
     "tiny_gemma3_dir", "tiny_qwen3_vl_dir",
 })
+
+
+def platform_dtype() -> str:
+    from django.conf import settings
+
+    return settings.MLX_SERVER_GGUF_DTYPE
 
 
 def imported(gguf: Path, dtype: str = "bfloat16", quantize: int | None = None) -> Path:
@@ -32,6 +39,13 @@ def imported(gguf: Path, dtype: str = "bfloat16", quantize: int | None = None) -
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     return resolve_source(SMOLLM2_SOURCE, TEST_CACHE / "downloads")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(smollm2_gguf: Path) -> Path:
+    """The suite's main model: SmolLM2 in what `dtype: auto` gives on this machine (float32 on
+    Linux CPU with the fast BLAS, where bfloat16 prefills ~10x slower), as a user would run it."""
+    return imported(smollm2_gguf, dtype=platform_dtype())
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +64,12 @@ def gemma3_gguf() -> Path:
 
 
 @pytest.fixture(scope="session")
+def gemma3_dir(gemma3_gguf: Path) -> Path:
+    """Gemma 3 270M in this machine's `dtype: auto`."""
+    return imported(gemma3_gguf, dtype=platform_dtype())
+
+
+@pytest.fixture(scope="session")
 def gemma3_bf16_dir(gemma3_gguf: Path) -> Path:
     return imported(gemma3_gguf)
 
@@ -61,11 +81,11 @@ def tiny_ggufs(smollm2_gguf: Path, gemma3_gguf: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
-def tokenizer(smollm2_bf16_dir):
+def tokenizer(smollm2_dir):
     """SmolLM2's tokenizer (transformers'), shared by the modules that count or ban its tokens."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(smollm2_bf16_dir))
+    return AutoTokenizer.from_pretrained(str(smollm2_dir))
 
 
 def _fixture(name: str) -> Path:
@@ -86,11 +106,12 @@ def tiny_qwen3_vl_dir() -> Path:
     return _fixture("tiny-qwen3-vl")
 
 
-def smollm2_entries(bf16_dir: Path, f32_dir: Path) -> list[dict]:
-    """models.yaml entries of the two SmolLM2 imports the live servers swap between."""
+def smollm2_entries(main_dir: Path, bf16_dir: Path) -> list[dict]:
+    """models.yaml entries of the two SmolLM2 imports the live servers swap between: the main one
+    (this machine's dtype) and the bfloat16 one, as in the repo's models.yaml."""
     return [
-        {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(bf16_dir)},
+        {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(main_dir)},
          "context_length": 2048},
-        {"id": "smollm2-135m-instruct-f32", "aliases": ["smollm2-f32"], "source": {"path": str(f32_dir)},
+        {"id": "smollm2-135m-instruct-bf16", "aliases": ["smollm2-bf16"], "source": {"path": str(bf16_dir)},
          "context_length": 2048},
     ]

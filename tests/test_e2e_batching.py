@@ -23,11 +23,11 @@ MAX = 12  # short answers: every token costs on a CPU
 
 
 @pytest.fixture(scope="module")
-def batch_server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
+def batch_server(tmp_path_factory, smollm2_dir, smollm2_bf16_dir):
     root = tmp_path_factory.mktemp("batch")
     models = {
         "default": "smollm2",
-        "models": smollm2_entries(smollm2_bf16_dir, smollm2_f32_dir),
+        "models": smollm2_entries(smollm2_dir, smollm2_bf16_dir),
     }
     with LiveServer(root, models, env={"MLX_SERVER_BATCH_SIZE": "4"}).start() as server:
         yield server
@@ -110,18 +110,18 @@ def test_cancelled_request_leaves_the_rest_of_the_batch_alone(batch_client, batc
 
 def test_request_for_another_model_is_served_after_the_batch_drains(batch_client, batch_server, openai_client,
                                                                       reference):
-    f32_reference = ask(openai_client, PROMPTS[2], model="smollm2-f32")
+    bf16_reference = ask(openai_client, PROMPTS[2], model="smollm2-bf16")
     swaps = batch_server.health()["swaps"]
     # Two in a batch; then one for the other model; then one more for the first model, which
     # must not jump the queue into the running batch ahead of the other model's request.
     results, ended = concurrently(
         lambda: ask(batch_client, PROMPTS[0]), lambda: ask(batch_client, PROMPTS[1], stream=True),
-        lambda: ask(batch_client, PROMPTS[2], model="smollm2-f32"), lambda: ask(batch_client, PROMPTS[3]),
+        lambda: ask(batch_client, PROMPTS[2], model="smollm2-bf16"), lambda: ask(batch_client, PROMPTS[3]),
         delays=[0.0, 0.0, 0.5, 1.0],
     )
-    assert results == [reference[PROMPTS[0]], reference[PROMPTS[1]], f32_reference, reference[PROMPTS[3]]]
+    assert results == [reference[PROMPTS[0]], reference[PROMPTS[1]], bf16_reference, reference[PROMPTS[3]]]
     assert ended[2] < ended[3]
-    assert batch_server.health()["swaps"] == swaps + 2  # to f32 after the drain, and back
+    assert batch_server.health()["swaps"] == swaps + 2  # to bf16 after the drain, and back
 
 
 def test_stop_strings_and_max_tokens_per_request(batch_client, openai_client, reference):

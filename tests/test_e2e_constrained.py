@@ -43,9 +43,9 @@ ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris right n
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, smollm2_bf16_dir, tiny_gemma3_dir, tiny_qwen3_vl_dir):
+def server(tmp_path_factory, smollm2_dir, tiny_gemma3_dir, tiny_qwen3_vl_dir):
     root = tmp_path_factory.mktemp("constrained")
-    smollm2 = {"source": {"path": str(smollm2_bf16_dir)}, "context_length": 2048}
+    smollm2 = {"source": {"path": str(smollm2_dir)}, "context_length": 2048}
     models = {"default": "smollm2", "models": [
         {"id": "smollm2", **smollm2},
         {"id": "smollm2-qwen", **smollm2, "tool_format": "qwen_tool_call"},

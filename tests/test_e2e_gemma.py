@@ -22,12 +22,12 @@ WEATHER = {"type": "function", "function": {
 
 
 @pytest.fixture(scope="module")
-def gemma_server(tmp_path_factory, smollm2_bf16_dir, gemma3_bf16_dir):
+def gemma_server(tmp_path_factory, smollm2_dir, gemma3_dir):
     root = tmp_path_factory.mktemp("gemma")
     models = {"default": "gemma-3-270m", "models": [
-        {"id": "gemma-3-270m", "source": {"path": str(gemma3_bf16_dir)}, "tool_format": "gemma_tool_code",
+        {"id": "gemma-3-270m", "source": {"path": str(gemma3_dir)}, "tool_format": "gemma_tool_code",
          "capabilities": ["chat", "tools"], "context_length": 4096},
-        {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(smollm2_bf16_dir)},
+        {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(smollm2_dir)},
          "context_length": 2048},
     ]}
     with LiveServer(root, models).start() as server:
@@ -40,10 +40,10 @@ def client(gemma_server):
 
 
 @pytest.fixture(scope="module")
-def tokenizer(gemma3_bf16_dir):
+def tokenizer(gemma3_dir):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(gemma3_bf16_dir))
+    return AutoTokenizer.from_pretrained(str(gemma3_dir))
 
 
 chat = partial(helpers.chat, model="gemma-3-270m", messages=QUESTION, max_tokens=12)

@@ -28,31 +28,31 @@ pytestmark = pytest.mark.e2e
 
 KEY = "sk-ops-test"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-BF16, F32, TTL_MODEL = "smollm2-135m-instruct", "smollm2-135m-instruct-f32", "smollm2-ttl"
+MAIN, BF16, TTL_MODEL = "smollm2-135m-instruct", "smollm2-135m-instruct-bf16", "smollm2-ttl"
 MAX_QUEUE = 8
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon."}]
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
-def ops_server(tmp_path_factory, smollm2_bf16_dir, smollm2_f32_dir):
+def ops_server(tmp_path_factory, smollm2_dir, smollm2_bf16_dir):
     root = tmp_path_factory.mktemp("ops")
     broken = root / "broken-model"
     broken.mkdir()
-    (broken / "config.json").write_text((smollm2_bf16_dir / "config.json").read_text())
+    (broken / "config.json").write_text((smollm2_dir / "config.json").read_text())
     (broken / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
     models = {
-        "default": BF16,
+        "default": MAIN,
         "models": [
-            {"id": BF16, "aliases": ["smollm2"], "source": {"path": str(smollm2_bf16_dir)}, "context_length": 2048},
-            {"id": F32, "aliases": ["smollm2-f32"], "source": {"path": str(smollm2_f32_dir)},
+            {"id": MAIN, "aliases": ["smollm2"], "source": {"path": str(smollm2_dir)}, "context_length": 2048},
+            {"id": BF16, "aliases": ["smollm2-bf16"], "source": {"path": str(smollm2_bf16_dir)},
              "context_length": 2048},
-            {"id": TTL_MODEL, "source": {"path": str(smollm2_bf16_dir)}, "context_length": 2048, "ttl": 2},
+            {"id": TTL_MODEL, "source": {"path": str(smollm2_dir)}, "context_length": 2048, "ttl": 2},
             {"id": "broken", "source": {"path": str(broken)}},
         ],
     }
     with LiveServer(root, models, env={
-        "MLX_SERVER_API_KEY": KEY, "MLX_SERVER_MAX_QUEUE": str(MAX_QUEUE), "MLX_SERVER_PRELOAD": BF16,
+        "MLX_SERVER_API_KEY": KEY, "MLX_SERVER_MAX_QUEUE": str(MAX_QUEUE), "MLX_SERVER_PRELOAD": MAIN,
     }).start() as server:
         yield server
 
@@ -68,7 +68,7 @@ def no_end(tokenizer):
     return {str(tokenizer.convert_tokens_to_ids("<|im_end|>")): -100, str(tokenizer.eos_token_id): -100}
 
 
-chat = partial(helpers.chat, model=BF16, messages=QUESTION, max_tokens=24)
+chat = partial(helpers.chat, model=MAIN, messages=QUESTION, max_tokens=24)
 
 
 def health(server) -> dict:
@@ -113,17 +113,17 @@ def test_the_key_guards_v1_but_not_health(ops_server):
 
 
 def test_preloaded_model_is_reported_loaded(ops_server, client):
-    assert wait_until(lambda: health(ops_server)["loaded_model"] == BF16)
+    assert wait_until(lambda: health(ops_server)["loaded_model"] == MAIN)
     listed = {m.id: m.model_dump() for m in client.models.list().data}
-    assert listed[BF16]["loaded"] is True and listed[F32]["loaded"] is False
-    assert listed[TTL_MODEL]["ttl"] == 2 and listed[BF16]["ttl"] is None
+    assert listed[MAIN]["loaded"] is True and listed[BF16]["loaded"] is False
+    assert listed[TTL_MODEL]["ttl"] == 2 and listed[MAIN]["ttl"] is None
 
 
 def test_stream_disconnect_stops_generation_and_the_next_request_runs_at_normal_speed(
         ops_server, client, no_end):
     chat(client)  # warm
     baseline = timed_story(client, no_end)
-    body = {"model": BF16, "messages": STORY, "max_tokens": 1500, "temperature": 0, "logit_bias": no_end,
+    body = {"model": MAIN, "messages": STORY, "max_tokens": 1500, "temperature": 0, "logit_bias": no_end,
             "stream": True}
     with requests.post(f"{ops_server.url}/v1/chat/completions", json=body, headers=AUTH, stream=True,
                        timeout=60) as response:
@@ -140,7 +140,7 @@ def test_stream_disconnect_stops_generation_and_the_next_request_runs_at_normal_
 
 def test_non_streamed_disconnect_is_cancelled_too(ops_server, client, no_end):
     before = len(ops_server.log_rows())
-    body = {"model": BF16, "messages": STORY, "max_tokens": 1500, "temperature": 0, "logit_bias": no_end}
+    body = {"model": MAIN, "messages": STORY, "max_tokens": 1500, "temperature": 0, "logit_bias": no_end}
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.post(f"{ops_server.url}/v1/chat/completions", json=body, headers=AUTH, timeout=(10, 2))
     assert wait_until(lambda: len(ops_server.log_rows()) > before)
@@ -154,12 +154,12 @@ def test_non_streamed_disconnect_is_cancelled_too(ops_server, client, no_end):
 def test_storm_of_clients_over_two_models_all_succeed_and_never_hold_both(ops_server, client):
     """4 clients over 2 models (2 each) x 10 requests each, all at once."""
     short = {"max_tokens": 6}  # the storm is about turns, swaps and memory, not long answers
-    expected = {m: chat(client, model=m, **short).choices[0].message.content for m in (BF16, F32)}
+    expected = {m: chat(client, model=m, **short).choices[0].message.content for m in (MAIN, BF16)}
     sizes = {}
-    for model in (BF16, F32):
+    for model in (MAIN, BF16):
         chat(client, model=model)
         sizes[model] = health(ops_server)["model_bytes"]
-    both = sizes[BF16] + sizes[F32]
+    both = sizes[MAIN] + sizes[BF16]
     swaps_before = health(ops_server)["swaps"]
     active_seen, stop = [], threading.Event()
 
@@ -175,7 +175,7 @@ def test_storm_of_clients_over_two_models_all_succeed_and_never_hold_both(ops_se
     watcher.start()
     started = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
-        futures = [(m, pool.submit(one_client, m)) for m in (BF16, F32) * 2]
+        futures = [(m, pool.submit(one_client, m)) for m in (MAIN, BF16) * 2]
         answers = [(m, f.result(timeout=1800)) for m, f in futures]
     wall = time.perf_counter() - started
     stop.set()
@@ -189,15 +189,15 @@ def test_storm_of_clients_over_two_models_all_succeed_and_never_hold_both(ops_se
     with open(f"/proc/{ops_server.process.pid}/status") as status:
         rss_peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM"))
     print(f"\nstorm: 40 requests, 4 clients, 2 models: {wall:.1f}s wall, {after['swaps'] - swaps_before} swaps, "
-          f"MLX peak {after['memory']['peak_bytes'] / 1e6:.0f} MB (bf16 {sizes[BF16] / 1e6:.0f} MB + "
-          f"f32 {sizes[F32] / 1e6:.0f} MB = {both / 1e6:.0f} MB), max active seen {max(active_seen) / 1e6:.0f} MB, "
+          f"MLX peak {after['memory']['peak_bytes'] / 1e6:.0f} MB (main {sizes[MAIN] / 1e6:.0f} MB + "
+          f"bf16 {sizes[BF16] / 1e6:.0f} MB = {both / 1e6:.0f} MB), max active seen {max(active_seen) / 1e6:.0f} MB, "
           f"process RSS peak {rss_peak / 1e6:.0f} MB")
     rows = [r for r in ops_server.log_rows() if r["endpoint"] == "/v1/chat/completions"][-40:]
     assert all(r["status_code"] == 200 and r["outcome"] == "ok" for r in rows)
 
 
 def test_beyond_the_queue_bound_requests_get_429_with_retry_after(ops_server, no_end):
-    body = {"model": BF16, "messages": STORY, "max_tokens": 24, "temperature": 0, "logit_bias": no_end}
+    body = {"model": MAIN, "messages": STORY, "max_tokens": 24, "temperature": 0, "logit_bias": no_end}
     barrier = threading.Barrier(16)
 
     def one(_):
@@ -228,13 +228,13 @@ def test_idle_model_unloads_after_its_ttl(ops_server, client):
 
 
 def test_corrupt_model_is_503_and_other_models_still_load(ops_server, client):
-    chat(client, model=F32)
+    chat(client, model=BF16)
     with pytest.raises(openai.InternalServerError) as info:
         chat(client, model="broken")
     assert info.value.status_code == 503
     assert info.value.body["code"] == "model_load_failed" and "broken" in info.value.body["message"]
     assert health(ops_server)["loaded_model"] is None
-    assert "Paris" in chat(client, model=F32).choices[0].message.content
+    assert "Paris" in chat(client, model=BF16).choices[0].message.content
     assert sample(metrics(ops_server), "mlx_server_model_loads_total", model="broken", result="failed") == 1
 
 
@@ -244,31 +244,31 @@ def test_metrics_move_with_requests(ops_server, client):
     reply = chat(client)
     with pytest.raises(openai.BadRequestError):
         chat(client, temperature=9)
-    chat(client, model=F32)
+    chat(client, model=BF16)
     after = metrics(ops_server)
 
     def moved(name, **labels):
         return sample(after, name, **labels) - sample(before, name, **labels)
 
-    ok = {"endpoint": "/v1/chat/completions", "model": BF16, "status": "200", "outcome": "ok"}
+    ok = {"endpoint": "/v1/chat/completions", "model": MAIN, "status": "200", "outcome": "ok"}
     assert moved("mlx_server_requests_total", **ok) == 1
     # Refused before the model was resolved: no model label.
     assert moved("mlx_server_requests_total", endpoint="/v1/chat/completions", model="", status="400",
                  outcome="error") == 1
-    assert moved("mlx_server_prompt_tokens_total", model=BF16) == reply.usage.prompt_tokens
-    assert moved("mlx_server_completion_tokens_total", model=BF16) == reply.usage.completion_tokens
-    assert moved("mlx_server_time_to_first_token_seconds_count", model=BF16) == 1
-    assert moved("mlx_server_decode_tokens_per_second_count", model=BF16) == 1
-    assert moved("mlx_server_model_swaps_total", model=F32) == 1
-    assert moved("mlx_server_model_load_seconds_count", model=F32) == 1
-    assert moved("mlx_server_model_unloads_total", model=BF16, reason="swap") == 1
+    assert moved("mlx_server_prompt_tokens_total", model=MAIN) == reply.usage.prompt_tokens
+    assert moved("mlx_server_completion_tokens_total", model=MAIN) == reply.usage.completion_tokens
+    assert moved("mlx_server_time_to_first_token_seconds_count", model=MAIN) == 1
+    assert moved("mlx_server_decode_tokens_per_second_count", model=MAIN) == 1
+    assert moved("mlx_server_model_swaps_total", model=BF16) == 1
+    assert moved("mlx_server_model_load_seconds_count", model=BF16) == 1
+    assert moved("mlx_server_model_unloads_total", model=MAIN, reason="swap") == 1
     assert sample(after, "mlx_server_queue_depth") == 0
-    assert sample(after, "mlx_server_model_loaded_bytes", model=F32) > 0
+    assert sample(after, "mlx_server_model_loaded_bytes", model=BF16) > 0
 
 
 # --- bad input ---------------------------------------------------------------------------
 
-OK = {"model": BF16, "messages": [{"role": "user", "content": "hi"}]}
+OK = {"model": MAIN, "messages": [{"role": "user", "content": "hi"}]}
 
 
 def with_(**fields) -> bytes:
@@ -298,10 +298,10 @@ CORPUS: list[tuple[str, bytes]] = [
     ("10 MB array of messages", with_(messages=[0] * 3_000_000)),
     ("10 MB content part list", with_(messages=[{"role": "user", "content": [{"type": "x"}] * 800_000}])),
     ("missing model", json.dumps({"messages": OK["messages"]}).encode()),
-    ("missing messages", json.dumps({"model": BF16}).encode()),
+    ("missing messages", json.dumps({"model": MAIN}).encode()),
     ("model null", with_(model=None)),
-    ("model a list", with_(model=[BF16])),
-    ("model an object", with_(model={"id": BF16})),
+    ("model a list", with_(model=[MAIN])),
+    ("model an object", with_(model={"id": MAIN})),
     ("unknown model", with_(model="gpt-imaginary")),
     ("messages an object", with_(messages={"role": "user", "content": "hi"})),
     ("messages empty", with_(messages=[])),
@@ -397,7 +397,7 @@ def test_schemathesis_finds_no_server_errors(ops_server, tmp_path):
     request = schema["components"]["schemas"]["ChatCompletion"]["properties"]
     for field in ("max_tokens", "max_completion_tokens"):
         request[field]["maximum"] = 16
-    request["model"] = {"type": "string", "enum": [BF16, F32, "smollm2"]}
+    request["model"] = {"type": "string", "enum": [MAIN, BF16, "smollm2"]}
     positive = schemathesis_run(ops_server, schema, tmp_path, "positive", 25)
     request["model"] = {"type": "string", "enum": ["no-such-model"]}
     negative = schemathesis_run(ops_server, schema, tmp_path, "negative", 40)

@@ -21,7 +21,7 @@ def turn2(answer: str) -> list[dict]:
 
 
 def test_second_turn_reuses_the_first_and_greedy_output_is_unchanged(openai_client, server):
-    ask(openai_client, TURN1, model="smollm2-f32")  # swap away: the bf16 cache is dropped
+    ask(openai_client, TURN1, model="smollm2-bf16")  # swap away: the main model's cache is dropped
     first = ask(openai_client, TURN1)
     assert cached(first) == 0
     answer = first.choices[0].message.content
@@ -31,7 +31,7 @@ def test_second_turn_reuses_the_first_and_greedy_output_is_unchanged(openai_clie
     assert cached(hit) >= first.usage.prompt_tokens  # the whole first prompt, and more
     assert cached(hit) < hit.usage.prompt_tokens
 
-    ask(openai_client, TURN1, model="smollm2-f32")  # swap away and back: cache gone
+    ask(openai_client, TURN1, model="smollm2-bf16")  # swap away and back: cache gone
     cold = ask(openai_client, follow)
     assert cached(cold) == 0
     assert cold.choices[0].message.content == hit.choices[0].message.content

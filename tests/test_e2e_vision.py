@@ -95,12 +95,12 @@ def image_host():
 
 
 @pytest.fixture(scope="module")
-def vision_server(tmp_path_factory, smollm2_bf16_dir, tiny_gemma3_dir, tiny_qwen3_vl_dir):
+def vision_server(tmp_path_factory, smollm2_dir, tiny_gemma3_dir, tiny_qwen3_vl_dir):
     root = tmp_path_factory.mktemp("vision")
     models = {
         "default": "smollm2",
         "models": [
-            {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(smollm2_bf16_dir)},
+            {"id": "smollm2-135m-instruct", "aliases": ["smollm2"], "source": {"path": str(smollm2_dir)},
              "context_length": 2048},
             {"id": "tiny-gemma3-vision", "source": {"path": str(tiny_gemma3_dir)}, "backend": "vision",
              "tool_format": "gemma_tool_code", "capabilities": ["chat", "vision"], "fixture": True},

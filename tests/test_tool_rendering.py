@@ -45,8 +45,8 @@ def rendered(model) -> str:
 
 
 @pytest.fixture(scope="module")
-def smollm2_models(smollm2_bf16_dir):
-    return {fmt: load(f"smollm2-{fmt}", smollm2_bf16_dir, "text", fmt) for fmt in ("qwen_tool_call", "gemma_tool_code")}
+def smollm2_models(smollm2_dir):
+    return {fmt: load(f"smollm2-{fmt}", smollm2_dir, "text", fmt) for fmt in ("qwen_tool_call", "gemma_tool_code")}
 
 
 def test_qwen_format_on_a_template_without_tools(smollm2_models):

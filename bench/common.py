@@ -8,14 +8,20 @@ import statistics
 import time
 from pathlib import Path
 
-from testkit.cache import SMOLLM2_SOURCE, TEST_CACHE
+from testkit.cache import SMOLLM2_SOURCE, cached_gguf, imported
 
 PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
 
 
 def end_ids(tokenizer) -> list[int]:
-    ids = set(tokenizer.eos_token_ids) | {tokenizer.convert_tokens_to_ids("<|im_end|>")}
-    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
+    """Every token that ends a turn: the end-of-sequence ids and the chat templates' end markers
+    (SmolLM2's <|im_end|>, Gemma's <end_of_turn>) where the vocabulary has them."""
+    ids = set(tokenizer.eos_token_ids)
+    for name in ("<|im_end|>", "<end_of_turn>", "<eos>"):
+        token = tokenizer.convert_tokens_to_ids(name)
+        if isinstance(token, int) and token >= 0 and token != tokenizer.unk_token_id:
+            ids.add(token)
+    return sorted(ids)
 
 
 def stream_once(client, model: str, tokens: int, ban: dict, messages: list[dict] = PROMPT) -> dict:
@@ -39,13 +45,8 @@ def stream_once(client, model: str, tokens: int, ban: dict, messages: list[dict]
 
 
 def default_model_dir() -> Path:
-    """SmolLM2-135M-Instruct (bf16), imported into var/test-cache like the test suite does."""
-    from registry.gguf import import_gguf
-    from registry.gguf.sources import resolve_source
-
-    gguf = resolve_source(SMOLLM2_SOURCE, TEST_CACHE / "downloads")
-    return import_gguf(str(gguf), TEST_CACHE / "models" / "smollm2-135m-instruct-bfloat16", dtype="bfloat16",
-                       progress=False)
+    """SmolLM2-135M-Instruct (bf16), the test suite's own import in var/test-cache (not a second copy)."""
+    return imported(cached_gguf(SMOLLM2_SOURCE), "bfloat16")
 
 
 def machine_info() -> dict:

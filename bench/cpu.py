@@ -22,8 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import machine_info, median, stream_once
-from testkit.cache import GEMMA3_SOURCE, SMOLLM2_SOURCE, TEST_CACHE
+from bench.common import end_ids, machine_info, median, stream_once
+from testkit.cache import GEMMA3_SOURCE, SMOLLM2_SOURCE, cached_gguf, imported
 
 MODELS = {  # name -> PyPI GGUF source, as in models.yaml
     "smollm2": SMOLLM2_SOURCE,
@@ -37,26 +37,11 @@ LONG = [{"role": "user", "content": FILLER * 42 + "Now tell me what the keeper s
 GOALS = {"ttft_long": 10.0, "decode": 2.0}
 
 
-def imported(source: str, dtype: str) -> Path:
-    """The GGUF imported into var/test-cache in DTYPE, as the test suite keeps it (reused)."""
-    from registry.gguf import import_gguf
-    from registry.gguf.sources import resolve_source
-
-    gguf = resolve_source(source, TEST_CACHE / "downloads")
-    return import_gguf(str(gguf), TEST_CACHE / "models" / f"{gguf.stem}-{dtype}", dtype=dtype, progress=False)
-
-
 def end_ban(model_dir: Path) -> dict[str, int]:
     """logit_bias that bans every end-of-turn token, so each request makes exactly max_tokens."""
     from mlx_lm.tokenizer_utils import load as load_tokenizer
 
-    tokenizer = load_tokenizer(model_dir)
-    ids = set(tokenizer.eos_token_ids)
-    for name in ("<|im_end|>", "<end_of_turn>", "<eos>"):
-        token = tokenizer.convert_tokens_to_ids(name)
-        if isinstance(token, int) and token >= 0 and token != tokenizer.unk_token_id:
-            ids.add(token)
-    return {str(i): -100 for i in sorted(ids)}
+    return {str(i): -100 for i in end_ids(load_tokenizer(model_dir))}
 
 
 class Side:
@@ -183,8 +168,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/cpu.json"))
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    fast_dirs = {m: imported(MODELS[m], FAST_DTYPE) for m in models}
-    base_dirs = {m: imported(MODELS[m], BASE_DTYPE) for m in models}
+    fast_dirs = {m: imported(cached_gguf(MODELS[m]), FAST_DTYPE) for m in models}
+    base_dirs = {m: imported(cached_gguf(MODELS[m]), BASE_DTYPE) for m in models}
     bans = {m: end_ban(fast_dirs[m]) for m in models}
     result = {**machine_info(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "load_at_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),

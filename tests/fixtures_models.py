@@ -10,9 +10,7 @@ from typing import Callable
 
 import pytest
 
-from registry.gguf import import_gguf
-from registry.gguf.sources import resolve_source
-from testkit.cache import GEMMA3_SOURCE, SMOLLM2_SOURCE, TEST_CACHE
+from testkit.cache import GEMMA3_SOURCE, SMOLLM2_SOURCE, TEST_CACHE, cached_gguf, imported
 from tests.tiny_ggufs import tiny_gguf
 
 # The fixtures below: a test that uses one (directly or through another fixture) must be marked
@@ -30,15 +28,9 @@ def platform_dtype() -> str:
     return settings.MLX_SERVER_GGUF_DTYPE
 
 
-def imported(gguf: Path, dtype: str = "bfloat16", quantize: int | None = None) -> Path:
-    """GGUF imported into var/test-cache/models (once per file and settings; later calls find it done)."""
-    name = f"{gguf.stem}-{dtype}" + (f"-q{quantize}" if quantize else "")
-    return import_gguf(str(gguf), TEST_CACHE / "models" / name, dtype=dtype, quantize=quantize, progress=False)
-
-
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
-    return resolve_source(SMOLLM2_SOURCE, TEST_CACHE / "downloads")
+    return cached_gguf(SMOLLM2_SOURCE)
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +52,7 @@ def smollm2_f32_dir(smollm2_gguf: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def gemma3_gguf() -> Path:
-    return resolve_source(GEMMA3_SOURCE, TEST_CACHE / "downloads")
+    return cached_gguf(GEMMA3_SOURCE)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from inference.engine.backends import load_model
 from inference.engine.prompt_cache import PromptCache
 from inference.tools import get_tool_format
 from registry.specs import ModelSpec, Source
-from tests.fixtures_models import imported
+from testkit.cache import imported
 
 pytestmark = pytest.mark.model
 

@@ -55,7 +55,7 @@ import mlx_lm
 import numpy as np
 import pytest
 
-from tests.fixtures_models import imported
+from testkit.cache import imported
 
 pytestmark = pytest.mark.model
 

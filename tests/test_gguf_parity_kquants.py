@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 
 from registry.gguf.reader import GGUFFile
-from tests.fixtures_models import imported
+from testkit.cache import imported
 from tests.tiny_ggufs import KQUANT_LAYOUTS, SHAPES
 
 pytestmark = pytest.mark.model

@@ -13,7 +13,7 @@ from inference.engine.backends.vision import VisionModel
 from inference.engine.prompt_cache import PromptCache
 from inference.engine.types import SamplingParams
 from registry.specs import parse_spec
-from tests.fixtures_models import imported
+from testkit.cache import imported
 
 pytestmark = pytest.mark.model
 

@@ -3,8 +3,6 @@ import asyncio
 import threading
 from dataclasses import replace
 
-import pytest
-
 from inference.engine import (
     ContextLengthExceeded, Delta, Failed, Finished, Job, Loading, ModelLoadError, Started,
 )

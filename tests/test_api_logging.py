@@ -6,7 +6,7 @@ import json
 import pytest
 from django.test import Client
 
-import inference.api.chat as chat
+import inference.api.generation as generation
 import inference.api.views as views
 from inference.models import RequestLog
 from tests.helpers import URL, post, sse_frames
@@ -62,7 +62,7 @@ def test_an_exception_during_a_whole_answer_is_a_500_row(client, scripted, monke
         raise ValueError("parser bug")
 
     with monkeypatch.context() as patch:
-        patch.setattr(chat.PassthroughParser, "feed", broken)
+        patch.setattr(generation.PassthroughParser, "feed", broken)
         response = post_body(client)
     assert response.status_code == 500 and response.json() == {"error": GENERIC}
     assert_500_row("ValueError: parser bug")
@@ -75,7 +75,7 @@ def test_an_exception_inside_a_stream_is_an_error_not_a_disconnect(client, scrip
         raise ValueError("parser bug mid-stream")
 
     with monkeypatch.context() as patch:
-        patch.setattr(chat.PassthroughParser, "feed", broken)
+        patch.setattr(generation.PassthroughParser, "feed", broken)
         frames = sse_frames({**BODY, "stream": True})
     assert frames[-1] == "[DONE]"
     assert json.loads(frames[0])["choices"][0]["delta"] == {"role": "assistant", "content": ""}

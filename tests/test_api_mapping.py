@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.exceptions import ErrorDetail
 
-from inference.api.chat import api_error_of, build_chat_request
+from inference.api.chat import build_chat_request
+from inference.api.generation import api_error_of
 from inference.api.errors import (
     InvalidRequest, QueueFull, ServerError, ServiceUnavailable, first_validation_error, from_validation_error,
 )

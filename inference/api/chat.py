@@ -1,24 +1,18 @@
 """Chat completions: validated request -> engine events -> OpenAI JSON or SSE chunks."""
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterable
 
 from registry.specs import ModelSpec
 
 from ..constraints import ConstraintError, build_grammar
-from ..engine import (
-    ChatRequest, ContextLengthExceeded, Delta, EngineError, Failed, Finished, ImagesNotPrepared,
-    JobStream, Loading, ModelLoadError, QueueFull, SamplingParams, Started, UnsupportedContent,
-)
+from ..engine import ChatRequest, Finished, JobStream, SamplingParams
 from ..images import LoadedImage
-from ..models import RequestLog
-from ..tools import ContentDelta, ParsedOutput, StreamEvent, StreamParser, ToolCallDelta, ToolFormat
-from ..tools.base import PassthroughParser
-from .errors import APIError, InvalidRequest, ServerError, ServiceUnavailable, body_of
-from .errors import QueueFull as TooManyWaiting
+from ..tools import ContentDelta, ParsedOutput, StreamEvent, ToolCallDelta, ToolFormat
+from .errors import APIError, InvalidRequest, body_of
+from .generation import Generation, Outcome, logged_message
 from .logs import CallLog
 from .responses import ChatCompletionResponseSerializer
 
@@ -57,18 +51,6 @@ def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
     return ChatRequest(messages=data["messages"], params=params, tools=tools, images=images or [])
 
 
-def api_error_of(error: EngineError) -> APIError:
-    if isinstance(error, ContextLengthExceeded):
-        return InvalidRequest(str(error), code=error.code, param="messages")
-    if isinstance(error, (UnsupportedContent, ImagesNotPrepared)):
-        return InvalidRequest(str(error), code=error.code, param=error.details.get("param"))
-    if isinstance(error, ModelLoadError):
-        return ServiceUnavailable(str(error), code=error.code)
-    if isinstance(error, QueueFull):
-        return TooManyWaiting(str(error), retry_after=error.details["retry_after"])
-    return ServerError(str(error), code=error.code)
-
-
 def sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
@@ -95,122 +77,48 @@ def tool_call_delta(delta: ToolCallDelta) -> dict[str, Any]:
 
 
 def message_of(parsed: ParsedOutput) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": parsed.content, "refusal": None}
-    if parsed.calls:
-        message["content"] = parsed.content or None
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in parsed.calls
-        ]
-    return message
+    return {**logged_message(parsed), "refusal": None}
 
 
 class ChatCall:
-    """One chat completion in flight: its events, its log row, its response shapes.
-
-    Text deltas go through the request's tool parser (a pass-through without tools), so
-    streamed and whole answers are cut into content and tool calls by the same code.
-    """
+    """One chat completion in flight: the OpenAI shapes of a Generation, whole or as
+    `chat.completion.chunk` frames (this class is the chat dialect's StreamEncoder)."""
 
     def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, include_usage: bool,
                  tools: list[dict] | None, tool_format: ToolFormat):
-        self.log = log
         self.spec = spec
-        self.events = events
         self.include_usage = include_usage
         self.created = int(time.time())
-        self.parser: StreamParser = (
-            tool_format.stream_parser(tools) if tools else PassthroughParser()
-        )
-        self._closed = False
-
-    def _close_parser(self) -> list[StreamEvent]:
-        """Flush the parser once (at the end, or when the client leaves)."""
-        if self._closed:
-            return []
-        self._closed = True
-        return self.parser.finish()
+        self.generation = Generation.of(log=log, events=events, tools=tools, tool_format=tool_format)
+        self.id = log.request_id
 
     async def start(self) -> None:
-        """Wait until generation starts, so a failure before it gets a real HTTP status."""
-        try:
-            async for event in self.events:
-                if isinstance(event, Loading):
-                    self.log.set(swapped_from=event.unloaded or "")
-                elif isinstance(event, Started):
-                    self.log.set(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens)
-                    return
-                elif isinstance(event, Failed):
-                    raise api_error_of(event.error)
-        except asyncio.CancelledError:  # the client left while waiting in the queue or a load
-            await self._log_cancelled()
-            raise
-        except Exception:  # the view answers it; the engine stops working for nobody
-            await self.events.aclose()
-            raise
-        raise ServerError("the engine ended the request without an answer")
-
-    async def _log_cancelled(self) -> None:
-        """The client left: the row says so, with what was made until the engine stopped."""
-        self._close_parser()
-        self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED, finish_reason="cancelled",
-                     completion_tokens=self.events.generated, error="client disconnected")
-        if "response" not in self.log.fields:
-            self.log.set(response=message_of(self.parser.result()))
-        await self.log.write()
-
-    def _finish(self, finished: Finished) -> tuple[ParsedOutput, str]:
-        """Close the parser; the finish_reason a client sees and the log row's fields."""
-        parsed = self.parser.result()
-        reason = finished.finish_reason
-        if parsed.calls and reason == "stop":
-            reason = "tool_calls"
-        self.log.set(
-            completion_tokens=finished.completion_tokens,
-            finish_reason=reason,
-            decode_tps=finished.generation_tps or None,
-            status_code=200,
-            outcome=RequestLog.Outcome.CANCELLED if reason == "cancelled" else RequestLog.Outcome.OK,
-            tool_calls=parsed.calls,
-            tool_failures=parsed.failures,
-            response=message_of(parsed),
-        )
-        return parsed, reason
+        await self.generation.start()
 
     async def complete(self) -> dict[str, Any]:
         """The whole answer as one chat.completion object."""
-        try:
-            async for event in self.events:
-                if isinstance(event, Delta):
-                    self.log.mark_first_token()
-                    self.parser.feed(event.text)
-                elif isinstance(event, Finished):
-                    self._close_parser()
-                    parsed, reason = self._finish(event)
-                    return ChatCompletionResponseSerializer({
-                        "id": self.log.request_id,
-                        "object": "chat.completion",
-                        "created": self.created,
-                        "model": self.spec.id,
-                        "choices": [{
-                            "index": 0, "message": message_of(parsed), "logprobs": None, "finish_reason": reason,
-                        }],
-                        "usage": usage_of(event),
-                        "system_fingerprint": None,
-                    }).data
-                elif isinstance(event, Failed):
-                    raise api_error_of(event.error)
-        except asyncio.CancelledError:
-            await self._log_cancelled()
-            raise
-        except Exception:  # the view answers it; the engine stops working for nobody
-            await self.events.aclose()
-            raise
-        raise ServerError("the engine ended the request without an answer")
+        outcome = await self.generation.whole()
+        return ChatCompletionResponseSerializer({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.spec.id,
+            "choices": [{
+                "index": 0, "message": message_of(outcome.parsed), "logprobs": None,
+                "finish_reason": outcome.finish_reason,
+            }],
+            "usage": usage_of(outcome.finished),
+            "system_fingerprint": None,
+        }).data
+
+    def stream(self) -> AsyncIterator[bytes]:
+        """SSE: role first, then content and tool-call deltas as they are made, finish,
+        usage, [DONE]."""
+        return self.generation.stream(self)
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         chunk = {
-            "id": self.log.request_id,
+            "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.spec.id,
@@ -221,47 +129,24 @@ class ChatCall:
             chunk["usage"] = None
         return chunk
 
-    def _event_chunks(self, events: list[StreamEvent]) -> Iterator[bytes]:
-        for event in events:
-            if isinstance(event, ContentDelta):
-                yield sse(self._chunk({"content": event.text}))
-            else:
-                yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}))
+    # --- StreamEncoder ---------------------------------------------------------------------
 
-    async def _ended_by(self, error: APIError) -> bytes:
-        """The stream's last frame before [DONE]: the error (already in the row), the row
-        written first."""
-        await self.log.write()
-        return sse(body_of(error))
+    def opening(self) -> Iterable[bytes]:
+        yield sse(self._chunk({"role": "assistant", "content": ""}))
 
-    async def stream(self) -> AsyncIterator[bytes]:
-        """SSE: role first, then content and tool-call deltas as they are made, finish,
-        usage, [DONE]."""
-        try:
-            yield sse(self._chunk({"role": "assistant", "content": ""}))
-            async for event in self.events:
-                if isinstance(event, Delta):
-                    self.log.mark_first_token()
-                    for chunk in self._event_chunks(self.parser.feed(event.text)):
-                        yield chunk
-                elif isinstance(event, Finished):
-                    for chunk in self._event_chunks(self._close_parser()):
-                        yield chunk
-                    _, reason = self._finish(event)
-                    yield sse(self._chunk({}, reason))
-                    if self.include_usage:
-                        yield sse({**self._chunk({}), "choices": [], "usage": usage_of(event)})
-                    await self.log.write()  # the row exists once the client sees [DONE]
-                    yield SSE_DONE
-                elif isinstance(event, Failed):
-                    error = api_error_of(event.error)
-                    self.log.fail(error)
-                    yield await self._ended_by(error)
-                    yield SSE_DONE
-        except Exception as exc:  # a bug mid-stream is an error, not a client that left
-            yield await self._ended_by(self.log.fail_unexpected(exc))
-            yield SSE_DONE
-        finally:
-            await self.events.aclose()
-            if not self.log.written:  # the client left before [DONE]
-                await self._log_cancelled()
+    def event(self, event: StreamEvent) -> Iterable[bytes]:
+        if isinstance(event, ContentDelta):
+            yield sse(self._chunk({"content": event.text}))
+        else:
+            yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}))
+
+    def closing(self, outcome: Outcome) -> Iterable[bytes]:
+        yield sse(self._chunk({}, outcome.finish_reason))
+        if self.include_usage:
+            yield sse({**self._chunk({}), "choices": [], "usage": usage_of(outcome.finished)})
+
+    def error(self, error: APIError) -> Iterable[bytes]:
+        yield sse(body_of(error))
+
+    def end(self) -> Iterable[bytes]:
+        yield SSE_DONE

@@ -3,7 +3,7 @@
 The request-log middleware (inference/middleware.py) puts a CallLog on every request as
 `request.log_draft`; views fill it in (the chat view: model, tokens, timings, the answer) and
 the middleware writes it once the response is made. A streamed answer ends after the view
-has returned, so its row is written by the stream itself (ChatCall.stream).
+has returned, so its row is written by the stream itself (Generation.stream).
 """
 from __future__ import annotations
 

@@ -1,0 +1,212 @@
+"""One engine job as every API dialect consumes it.
+
+Chat completions, the Responses API and Anthropic's Messages differ only in their request
+shapes and in how they write events down (JSON or SSE, their own names). What happens between
+the engine and those shapes is the same for all of them and lives here, once: wait for the
+start so a failure before it gets a real HTTP status; cut the text into content and tool-call
+events with the model's tool parser (so streamed and whole answers cannot disagree); fill the
+request's log row at the end; log a client that leaves as cancelled, with what was made.
+
+A dialect writes a `StreamEncoder` (its frames) and calls `Generation.whole()` or
+`Generation.stream(encoder)`.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterable, Protocol
+
+from ..engine import (
+    ContextLengthExceeded, Delta, EngineError, Failed, Finished, ImagesNotPrepared, JobStream, Loading,
+    ModelLoadError, QueueFull, Started, UnsupportedContent,
+)
+from ..models import RequestLog
+from ..tools import ParsedOutput, StreamEvent, StreamParser, ToolFormat
+from ..tools.base import PassthroughParser
+from .errors import APIError, InvalidRequest, ServerError, ServiceUnavailable
+from .errors import QueueFull as TooManyWaiting
+from .logs import CallLog
+
+
+def api_error_of(error: EngineError) -> APIError:
+    """The HTTP error of an engine error; each dialect writes it in its own shape."""
+    if isinstance(error, ContextLengthExceeded):
+        return InvalidRequest(str(error), code=error.code, param="messages")
+    if isinstance(error, (UnsupportedContent, ImagesNotPrepared)):
+        return InvalidRequest(str(error), code=error.code, param=error.details.get("param"))
+    if isinstance(error, ModelLoadError):
+        return ServiceUnavailable(str(error), code=error.code)
+    if isinstance(error, QueueFull):
+        return TooManyWaiting(str(error), retry_after=error.details["retry_after"])
+    return ServerError(str(error), code=error.code)
+
+
+def logged_message(parsed: ParsedOutput) -> dict[str, Any]:
+    """The answer as the log row keeps it, whatever the dialect: an OpenAI assistant message."""
+    message: dict[str, Any] = {"role": "assistant", "content": parsed.content}
+    if parsed.calls:
+        message["content"] = parsed.content or None
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in parsed.calls
+        ]
+    return message
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a generation ended: the parsed answer, the finish reason a client sees (`stop`
+    becomes `tool_calls` when calls were parsed) and the engine's counts."""
+
+    parsed: ParsedOutput
+    finish_reason: str  # stop | length | tool_calls | cancelled
+    finished: Finished
+
+
+class StreamEncoder(Protocol):
+    """A dialect's stream frames (bytes on the wire) for each moment of a generation."""
+
+    def opening(self) -> Iterable[bytes]:
+        """Before the first token (role chunk, message_start, response.created...)."""
+
+    def event(self, event: StreamEvent) -> Iterable[bytes]:
+        """A content or tool-call delta."""
+
+    def closing(self, outcome: Outcome) -> Iterable[bytes]:
+        """The end, before the log row is written."""
+
+    def error(self, error: APIError) -> Iterable[bytes]:
+        """A failure mid-stream (the row already says so)."""
+
+    def end(self) -> Iterable[bytes]:
+        """The very last frames, after the row is written (e.g. `data: [DONE]`)."""
+
+
+class Generation:
+    """One job's events turned into content, tool calls and an Outcome, logged once."""
+
+    def __init__(self, *, log: CallLog, events: JobStream, parser: StreamParser):
+        self.log = log
+        self.events = events
+        self.parser = parser
+        self._closed = False
+
+    @classmethod
+    def of(cls, *, log: CallLog, events: JobStream, tools: list[dict] | None,
+           tool_format: ToolFormat) -> Generation:
+        """With tools, the model's tool parser; without, text passes through untouched."""
+        parser = tool_format.stream_parser(tools) if tools else PassthroughParser()
+        return cls(log=log, events=events, parser=parser)
+
+    def _close_parser(self) -> list[StreamEvent]:
+        """Flush the parser once (at the end, or when the client leaves)."""
+        if self._closed:
+            return []
+        self._closed = True
+        return self.parser.finish()
+
+    async def start(self) -> None:
+        """Wait until generation starts, so a failure before it gets a real HTTP status."""
+        try:
+            async for event in self.events:
+                if isinstance(event, Loading):
+                    self.log.set(swapped_from=event.unloaded or "")
+                elif isinstance(event, Started):
+                    self.log.set(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens)
+                    return
+                elif isinstance(event, Failed):
+                    raise api_error_of(event.error)
+        except asyncio.CancelledError:  # the client left while waiting in the queue or a load
+            await self.log_cancelled()
+            raise
+        except Exception:  # the view answers it; the engine stops working for nobody
+            await self.events.aclose()
+            raise
+        raise ServerError("the engine ended the request without an answer")
+
+    async def log_cancelled(self) -> None:
+        """The client left: the row says so, with what was made until the engine stopped."""
+        self._close_parser()
+        self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED, finish_reason="cancelled",
+                     completion_tokens=self.events.generated, error="client disconnected")
+        if "response" not in self.log.fields:
+            self.log.set(response=logged_message(self.parser.result()))
+        await self.log.write()
+
+    def _finish(self, finished: Finished) -> Outcome:
+        parsed = self.parser.result()
+        reason = finished.finish_reason
+        if parsed.calls and reason == "stop":
+            reason = "tool_calls"
+        self.log.set(
+            completion_tokens=finished.completion_tokens,
+            finish_reason=reason,
+            decode_tps=finished.generation_tps or None,
+            status_code=200,
+            outcome=RequestLog.Outcome.CANCELLED if reason == "cancelled" else RequestLog.Outcome.OK,
+            tool_calls=parsed.calls,
+            tool_failures=parsed.failures,
+            response=logged_message(parsed),
+        )
+        return Outcome(parsed=parsed, finish_reason=reason, finished=finished)
+
+    async def outputs(self) -> AsyncIterator[StreamEvent | Outcome]:
+        """Content and tool-call events as the text comes, then the Outcome; the engine's
+        failure is raised as its APIError."""
+        async for event in self.events:
+            if isinstance(event, Delta):
+                self.log.mark_first_token()
+                for item in self.parser.feed(event.text):
+                    yield item
+            elif isinstance(event, Finished):
+                for item in self._close_parser():
+                    yield item
+                yield self._finish(event)
+                return
+            elif isinstance(event, Failed):
+                raise api_error_of(event.error)
+        raise ServerError("the engine ended the request without an answer")
+
+    async def whole(self) -> Outcome:
+        """The whole answer, for a response that is not streamed."""
+        try:
+            async for item in self.outputs():
+                if isinstance(item, Outcome):
+                    return item
+        except asyncio.CancelledError:
+            await self.log_cancelled()
+            raise
+        except Exception:  # the view answers it; the engine stops working for nobody
+            await self.events.aclose()
+            raise
+        raise ServerError("the engine ended the request without an answer")
+
+    async def _ended_by(self, error: APIError, encoder: StreamEncoder) -> list[bytes]:
+        """A failure's frames, the row (already failed) written first."""
+        await self.log.write()
+        return [*encoder.error(error), *encoder.end()]
+
+    async def stream(self, encoder: StreamEncoder) -> AsyncIterator[bytes]:
+        """The dialect's frames as the answer is made; the row is written before the last
+        frame, so it exists once the client has seen the end."""
+        try:
+            for frame in encoder.opening():
+                yield frame
+            async for item in self.outputs():
+                frames = encoder.closing(item) if isinstance(item, Outcome) else encoder.event(item)
+                for frame in frames:
+                    yield frame
+            await self.log.write()
+            for frame in encoder.end():
+                yield frame
+        except APIError as error:  # the engine failed mid-stream
+            self.log.fail(error)
+            for frame in await self._ended_by(error, encoder):
+                yield frame
+        except Exception as exc:  # a bug mid-stream is an error, not a client that left
+            for frame in await self._ended_by(self.log.fail_unexpected(exc), encoder):
+                yield frame
+        finally:
+            await self.events.aclose()
+            if not self.log.written:  # the client left before the end
+                await self.log_cancelled()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
+
+from referencing.jsonschema import DRAFT202012 as _DRAFT
 
 URL = "/v1/chat/completions"
 OK_MESSAGES = [{"role": "user", "content": "hi"}]
@@ -34,6 +37,7 @@ def sse_frames(body: dict) -> list[str]:
 def assert_openai_error(response, status, param=None, code=None) -> dict:
     """The response is an OpenAI error body of that status (and param/code when given); returns the error."""
     assert response.status_code == status, response.content
+    assert_schema(response.json(), "openai/ErrorResponse")
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["message"]
@@ -64,3 +68,23 @@ class RecordingEngine:
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
+
+
+SCHEMAS = Path(__file__).parent / "schemas"
+
+
+def assert_schema(body: Any, name: str) -> None:
+    """`body` is valid under the committed JSON Schema tests/schemas/<name>.json (written from
+    the official API documents; `$ref`s between those files resolve by file name, so
+    `{"$ref": "openai/Error.json"}` works from any of them). Never fetched at run time."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    resources = [
+        (str(path.relative_to(SCHEMAS)), Resource.from_contents(json.loads(path.read_text()),
+                                                                 default_specification=_DRAFT))
+        for path in SCHEMAS.rglob("*.json")
+    ]
+    registry = Registry().with_resources(resources)
+    schema = registry.contents(f"{name}.json")
+    Draft202012Validator(schema, registry=registry).validate(body)

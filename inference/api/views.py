@@ -2,15 +2,10 @@
 other requests (health, models, admin) need; the small endpoints are plain DRF views."""
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpRequest, HttpResponse
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,12 +17,10 @@ from ..blas import load_fast_blas
 from ..runtime import get_engine
 from ..tools import ToolFormat, get_tool_format
 from .chat import ChatCall, build_chat_request
-from .errors import (
-    APIError, InvalidRequest, MethodNotAllowed, ModelNotFound, RequestTooLarge, error_response,
-    from_validation_error,
-)
+from .endpoint import endpoint, json_response, sse_response, validated_body
+from .errors import ModelNotFound
 from .images import load_request_images
-from .logs import CallLog, new_request_id
+from .logs import CallLog
 from .responses import ModelEntry, ModelSerializer, model_list
 from .serializers import ChatCompletionSerializer
 
@@ -109,53 +102,10 @@ class HealthView(APIView):
         })
 
 
-def parse_json_body(request: HttpRequest) -> dict[str, Any]:
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise RequestTooLarge(
-            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
-        ) from None
-    try:
-        # UTF-8 only (RFC 8259): json.loads would also guess UTF-16/32 from the bytes.
-        payload = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise InvalidRequest(
-            "We could not parse the JSON body of your request. The body must be a JSON object.",
-            code="invalid_json",
-        ) from None
-    if not isinstance(payload, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return payload
-
-
-@csrf_exempt
-async def chat_completions(request: HttpRequest) -> HttpResponse:
-    """Every outcome is the request's row: an APIError is its status, anything else a 500
-    (the exception in the row, OpenAI's generic body to the client), and the server goes on."""
-    log: CallLog = request.log_draft
-    log.request_id = new_request_id("chatcmpl")  # the completion's id too, as OpenAI's look
-    try:
-        return await _chat(request, log)
-    except APIError as error:
-        log.fail(error)
-        return error_response(error)
-    except Exception as exc:
-        return error_response(log.fail_unexpected(exc))
-
-
-async def _chat(request: HttpRequest, log: CallLog) -> HttpResponse:
-    if request.method != "POST":
-        raise MethodNotAllowed(f"Method {request.method} not allowed; use POST.")
-    # Parsing and validating a large body takes CPU time: off the event loop, so streams
-    # in flight and /health keep going meanwhile.
-    payload = await sync_to_async(parse_json_body, thread_sensitive=False)(request)
-    log.set(model=str(payload.get("model", ""))[:512], stream=payload.get("stream") is True)
-    serializer = ChatCompletionSerializer(data=payload)
-    if not await sync_to_async(serializer.is_valid, thread_sensitive=False)():
-        raise from_validation_error(serializer.errors)
-    data = serializer.validated_data
-    # Reading models.yaml and looking for the model's files touch the disk: off the loop too.
+@endpoint("chatcmpl")  # the completion's id is the row's, as OpenAI's look
+async def chat_completions(request: HttpRequest, log: CallLog) -> HttpResponse:
+    data = await validated_body(request, log, ChatCompletionSerializer)
+    # Reading models.yaml and looking for the model's files touch the disk: off the loop.
     spec, tool_format = await sync_to_async(servable_model, thread_sensitive=False)(data["model"], log)
     images = await load_request_images(spec, data["messages"], log)
     chat_request = build_chat_request(data, tool_format=tool_format, images=images)
@@ -166,11 +116,6 @@ async def _chat(request: HttpRequest, log: CallLog) -> HttpResponse:
         tools=chat_request.tools, tool_format=tool_format,
     )
     await call.start()
-    headers = {"x-request-id": log.request_id}
     if data.get("stream"):
-        response = StreamingHttpResponse(call.stream(), content_type="text/event-stream", headers=headers)
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        return response
-    body = await call.complete()
-    return JsonResponse(body, headers=headers, json_dumps_params={"ensure_ascii": False})
+        return sse_response(call.stream(), log)
+    return json_response(await call.complete(), log)

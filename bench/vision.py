@@ -54,7 +54,7 @@ def run(name: str, folder: Path, uri: str, reps: int, tokens: int) -> dict:
         prompt = model.render_prompt(
             [{"role": "user", "content": [{"type": "text", "text": "Describe it."}, part]}], None, [image])
         t2 = time.perf_counter()
-        stream = model.token_stream(prompt, 0, model.new_cache(len(prompt.tokens) + tokens), params, tokens)
+        stream = model.token_stream(prompt, 0, model.new_cache(len(prompt.tokens) + tokens, prompt), params, tokens)
         token, _ = next(stream)
         t3 = time.perf_counter()
         n = 1

@@ -83,7 +83,7 @@ class ScriptedModel:
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
         return True
 
-    def new_cache(self, tokens: int):
+    def new_cache(self, tokens: int, prompt=None):
         return [ScriptedCache()]
 
     def detokenizer(self) -> ScriptedDetokenizer:

@@ -82,3 +82,15 @@ def test_gemma3_caches_of_different_layer_types_run_in_turn(tiny_ggufs):
     model = engine.session.model
     assert [type(c) for c in model.new_cache(20)] != [type(c) for c in model.new_cache(60)]
     assert engine.batch_peak == 1  # each waited for the one before it to drain
+
+
+@pytest.mark.parametrize("fixture", ["tiny_gemma3_dir", "tiny_qwen3_vl_dir"])
+def test_text_only_requests_to_a_vision_model_batch(fixture, request):
+    """On mlx-lm's class for the language model (backends/vision_text.py), text-only requests
+    to a vision model share decode steps, and each gets what it gets alone."""
+    path = request.getfixturevalue(fixture)
+    spec = ModelSpec(id="v", source=Source("path", str(path)), backend="vision", context_length=2048)
+    requests = [ask(f"Describe picture number {i} in a few words.", max_tokens=10) for i in range(3)]
+    alone, batched, engine = alone_and_batched(path, spec, requests)
+    assert batched == alone
+    assert engine.batch_peak >= 2

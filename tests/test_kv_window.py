@@ -103,7 +103,7 @@ def second_turn(model, first_messages: list[dict]) -> tuple[int, list[int], list
     the cache, answer cold, the second prompt's length)."""
     store = PromptCache(max_entries=4, max_bytes=1 << 30)
     first = model.render_prompt(first_messages, None)
-    cache = model.new_cache(len(first.tokens) + 6)
+    cache = model.new_cache(len(first.tokens) + 6, first)
     answer = run(model, first, 0, cache)
     store.store(("k",), first.tokens + answer, cache)
     reply = model.tokenizer.decode(answer)
@@ -113,7 +113,7 @@ def second_turn(model, first_messages: list[dict]) -> tuple[int, list[int], list
     start = len(follow.tokens) - len(rest)
     assert hit is not None and model.accepts_cached_prefix(follow, start)
     warm = run(model, follow, start, hit)
-    cold = run(model, follow, 0, model.new_cache(len(follow.tokens) + 6))
+    cold = run(model, follow, 0, model.new_cache(len(follow.tokens) + 6, follow))
     return start, warm, cold, len(first.tokens)
 
 

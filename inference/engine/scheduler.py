@@ -42,8 +42,8 @@ def batchable(job: Job) -> bool:
     """Whether a job may share decode steps with others (its model must agree too:
     LoadedModel.batching). Seeded requests run alone: mx.random.seed is process-wide, so a
     seeded request that shared decode steps would neither reproduce nor leave the others'
-    sampling alone."""
-    return job.request is not None and job.request.params.seed is None
+    sampling alone. Requests with images run alone too (mlx-vlm decodes one at a time)."""
+    return job.request is not None and job.request.params.seed is None and not job.request.images
 
 
 class JobStream:

@@ -53,7 +53,7 @@ class Session:
         cache, rest = store.fetch(key, prompt.tokens) if store is not None else (None, prompt.tokens)
         cached = n_prompt - len(rest)
         if cache is None or not model.accepts_cached_prefix(prompt, cached):
-            cache, cached = model.new_cache(n_prompt + max_tokens), 0
+            cache, cached = model.new_cache(n_prompt + max_tokens, prompt), 0
         return Prepared(prompt, key, cache, cached, max_tokens)
 
     def store(self, prepared: Prepared, generated: list[int], cache: list[Any] | None) -> None:

@@ -78,9 +78,10 @@ class LoadedModel(Protocol):
         """Whether a KV cache of prompt.tokens[:start] can be continued (a vision model says
         no when an image token lies past it)."""
 
-    def new_cache(self, tokens: int) -> list[Any]:
-        """An empty KV cache for this model (mlx-lm's per-layer cache objects) for a request
-        that may reach `tokens` tokens (prompt + max_tokens)."""
+    def new_cache(self, tokens: int, prompt: Prompt | None = None) -> list[Any]:
+        """An empty KV cache for this model (its library's per-layer cache objects) for a
+        request that may reach `tokens` tokens (prompt + max_tokens); `prompt` is the one it
+        is for (a vision model picks the library by it)."""
 
     def detokenizer(self) -> Detokenizer:
         """A streaming detokenizer for one request's tokens."""

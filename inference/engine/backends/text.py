@@ -35,16 +35,23 @@ def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | Non
                     processors)
 
 
-class TextModel(MlxBackend):
-    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0):
-        super().__init__(spec, path, mlx_lm_load, prefill_step=prefill_step, full_kv_tokens=full_kv_tokens)
-        self.tokenizer = self.loaded
-        self.end_tokens = self.tokenizer.eos_token_ids
-        self.grammars = Grammars(self.tokenizer._tokenizer, self.end_tokens)
-        # Continuous batching (engine/batch.py) merges per-request caches into batch caches;
-        # every layer's cache type must know how (mlx-lm's KVCache and RotatingKVCache do).
-        mergeable = all(hasattr(c, "merge") for c in make_prompt_cache(self.model))
-        self.batching: Batching | None = self if mergeable else None
+def mergeable(model: Any) -> bool:
+    """Whether continuous batching (engine/batch.py) can merge this mlx-lm model's per-request
+    caches into batch caches: every layer's cache type must know how (KVCache and
+    RotatingKVCache do)."""
+    return all(hasattr(c, "merge") for c in make_prompt_cache(model))
+
+
+class MlxLmRunner:
+    """Sampling and batching over one mlx-lm model class (a text model's, or the one a vision
+    model's text-only requests run on); it is the `Batching` capability where the model's
+    caches merge."""
+
+    def __init__(self, model: Any, grammars: Grammars, end_tokens: Any, prefill_step: int):
+        self.model = model
+        self.grammars = grammars
+        self.end_tokens = end_tokens
+        self.prefill_step = prefill_step
 
     def sampling(self, params: SamplingParams) -> Sampling:
         """This request's sampler and logits processors (a fresh grammar state per call)."""
@@ -55,6 +62,29 @@ class TextModel(MlxBackend):
             self.model, stop_tokens=[[t] for t in self.end_tokens],
             completion_batch_size=size, prefill_batch_size=size, prefill_step_size=self.prefill_step,
         )
+
+    def stream(self, tokens: list[int], cache: list[Any], params: SamplingParams,
+               max_tokens: int) -> Iterator[tuple[int, Any]]:
+        """mlx-lm's generate_step: `tokens` prefilled onto `cache` in chunks, then decoded."""
+        sampling = self.sampling(params)
+        if params.seed is not None:
+            mx.random.seed(params.seed)
+        with wired_limit(self.model):
+            yield from generate_step(
+                mx.array(tokens), self.model, max_tokens=max_tokens, prompt_cache=cache,
+                prefill_step_size=self.prefill_step, sampler=sampling.sampler,
+                logits_processors=sampling.logits_processors,
+            )
+
+
+class TextModel(MlxBackend):
+    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0):
+        super().__init__(spec, path, mlx_lm_load, prefill_step=prefill_step, full_kv_tokens=full_kv_tokens)
+        self.tokenizer = self.loaded
+        self.end_tokens = self.tokenizer.eos_token_ids
+        self.grammars = Grammars(self.tokenizer._tokenizer, self.end_tokens)
+        self.runner = MlxLmRunner(self.model, self.grammars, self.end_tokens, self.prefill_step)
+        self.batching: Batching | None = self.runner if mergeable(self.model) else None
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
                       images: Sequence[Any] = ()) -> Prompt:
@@ -75,7 +105,7 @@ class TextModel(MlxBackend):
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
         return True  # text: any prefix of the tokens is a valid state
 
-    def new_cache(self, tokens: int) -> list[Any]:
+    def new_cache(self, tokens: int, prompt: Prompt | None = None) -> list[Any]:
         return reusable_cache(make_prompt_cache(self.model), getattr(self.model, "model_type", ""), tokens,
                               self.full_kv_tokens, RotatingKVCache, KVCache)
 
@@ -86,13 +116,4 @@ class TextModel(MlxBackend):
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
     ) -> Iterator[tuple[int, Any]]:
         """Prefill what `cache` lacks in chunks, then decode token by token."""
-        rest = prompt.tokens[start:]
-        if params.seed is not None:
-            mx.random.seed(params.seed)
-        sampling = self.sampling(params)
-        with wired_limit(self.model):
-            yield from generate_step(
-                mx.array(rest), self.model, max_tokens=max_tokens, prompt_cache=cache,
-                prefill_step_size=self.prefill_step, sampler=sampling.sampler,
-                logits_processors=sampling.logits_processors,
-            )
+        return self.runner.stream(prompt.tokens[start:], cache, params, max_tokens)

@@ -4,6 +4,12 @@ The prompt goes through the tool format, the model's own chat template (image pa
 the family's image marker) and the model's own processor, which turns each image into pixel
 values and expands its marker into the image tokens the vision tower's features replace.
 
+Text-only requests run on mlx-lm's own class for the language model, on the same arrays, where
+one exists and agrees with mlx-vlm's (vision_text.py): faster per token, and batched with
+other text-only requests through mlx-lm's BatchGenerator. Image requests run on mlx-vlm, alone.
+Each path makes its own library's KV caches; a text-only prompt never shares a cached prefix
+with an image prompt (their cache keys differ), so a cache always meets the path that made it.
+
 Prompt cache: a prompt's `cache_key` holds its images' keys (sha256 of the bytes and the size
 they were scaled to), so a cached prefix is only ever reused for the same images in the same
 order. Within that, a cached prefix is usable when every image token lies inside it: the
@@ -17,6 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import copy
+
 import mlx.core as mx
 
 from registry.specs import ModelSpec
@@ -26,9 +34,10 @@ from ...images import LoadedImage, image_parts
 from ...tools.base import prepare_prompt
 from ..messages import to_vision_messages
 from ..types import ImagesNotPrepared, SamplingParams
-from .base import Detokenizer, MlxBackend, Prompt
+from .base import Batching, Detokenizer, MlxBackend, Prompt
 from .kv import reusable_cache
-from .text import sampling_of
+from .text import MlxLmRunner, mergeable, sampling_of
+from .vision_text import text_class_of
 
 # What the processor returns beside the tokens that the model needs again at prefill.
 _TEXT_KEYS = ("input_ids", "attention_mask", "pixel_values", "token_type_ids", "mm_token_type_ids")
@@ -53,8 +62,18 @@ class VisionModel(MlxBackend):
         if self.tokenizer.eos_token_id is not None:
             self.end_tokens.add(self.tokenizer.eos_token_id)
         self.grammars = Grammars(self.tokenizer, self.end_tokens)
-        # mlx-lm's BatchGenerator drives text models only; image requests run one at a time.
-        self.batching = None
+        self.text = text_class_of(self.model, path)
+        self.runner = (MlxLmRunner(self.text.model, self.grammars, self.end_tokens, self.prefill_step)
+                       if self.text is not None else None)
+        # Text-only requests batch on mlx-lm's class (engine/scheduler.batchable keeps image
+        # requests out of batches); without that class every request runs alone.
+        self.batching: Batching | None = (
+            self.runner if self.runner is not None and mergeable(self.runner.model) else None
+        )
+
+    def _text_only(self, prompt: Prompt | None) -> bool:
+        """Whether `prompt` runs on mlx-lm's class (a prompt without pixel values, and a class)."""
+        return self.text is not None and prompt is not None and "pixel_values" not in prompt.inputs
 
     # --- prompt -----------------------------------------------------------------------------
 
@@ -102,7 +121,13 @@ class VisionModel(MlxBackend):
         must lie inside it (the rest is then plain text)."""
         return prompt.inputs.get("last_media_position", -1) < start
 
-    def new_cache(self, tokens: int) -> list[Any]:
+    def new_cache(self, tokens: int, prompt: Prompt | None = None) -> list[Any]:
+        """mlx-lm's caches for a text-only prompt on mlx-lm's class, mlx-vlm's otherwise."""
+        if self._text_only(prompt):
+            from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
+
+            return reusable_cache(make_prompt_cache(self.text.model), self.model_type, tokens,
+                                  self.full_kv_tokens, RotatingKVCache, KVCache)
         from mlx_vlm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
 
         return reusable_cache(make_prompt_cache(self.model.language_model), self.model_type, tokens,
@@ -111,7 +136,10 @@ class VisionModel(MlxBackend):
     # --- generation -------------------------------------------------------------------------
 
     def detokenizer(self) -> Detokenizer:
-        return self.processor.detokenizer  # one per processor: reset per request (vision never batches)
+        """A copy per request, as mlx-lm's tokenizer hands out: batched requests detokenize at once."""
+        detokenizer = copy.copy(self.processor.detokenizer)
+        detokenizer.reset()
+        return detokenizer
 
     def _positions_for_prefix(self, prompt: Prompt) -> dict[str, Any]:
         """Qwen-style MRoPE positions of the whole prompt, for a prefill that starts inside it
@@ -131,7 +159,10 @@ class VisionModel(MlxBackend):
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
     ) -> Iterator[tuple[int, Any]]:
         """Prefill what `cache` lacks (with the pixel values when the images are in it), then
-        decode token by token."""
+        decode token by token; a text-only prompt on mlx-lm's class."""
+        if self._text_only(prompt):
+            yield from self.runner.stream(prompt.tokens[start:], cache, params, max_tokens)
+            return
         from mlx_vlm.generate import generate_step, generation_stream, wired_limit
 
         if start and not self.accepts_cached_prefix(prompt, start):
@@ -158,4 +189,3 @@ class VisionModel(MlxBackend):
                 prompt_cache=cache, prefill_step_size=self.prefill_step, sampler=sampling.sampler,
                 logits_processors=sampling.logits_processors, **kwargs,
             )
-

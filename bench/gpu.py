@@ -8,7 +8,10 @@ seed's two vision architectures (Gemma 3 4B and Qwen3-VL 4B shapes), 4-bit and b
 - time to first token of an ~8k-token prompt, cold and as a follow-up turn that reuses the
   server's prefix cache (raw mlx-vlm's cold TTFT beside it);
 - swap time between the two 4B models through the server over raw `mlx_vlm.load` time;
-- decode rate over the bandwidth floor (weight bytes / 3.35 TB/s, the H100 SXM's HBM3).
+- decode rate over the bandwidth floor (weight bytes / the GPU's datasheet bandwidth: H200
+  4.8 TB/s, H100 3.35 TB/s, read from the device name);
+- aggregate decode tok/s of 8 concurrent clients over one, with MLX_SERVER_BATCH_SIZE=8
+  (text-only requests to a vision model batch on mlx-lm's class: backends/vision_text.py).
 
     python -m bench.gpu --models-dir /tmp/gpu-models --tokenizer-from DIR --out bench/results/gpu.json
 
@@ -37,7 +40,9 @@ import time
 import traceback
 from pathlib import Path
 
-HBM_BYTES_PER_S = 3.35e12  # H100 SXM5 HBM3, the vendor's datasheet
+# Memory bandwidth by GPU name (the vendors' datasheets): the floor is weight bytes / this.
+HBM_BYTES_PER_S = {"H200": 4.8e12, "H100": 3.35e12}
+CLIENTS = 8  # concurrent clients of the batching stage
 FAMILIES = {"gemma3": "tiny-gemma3-vision", "qwen3-vl": "tiny-qwen3-vl"}
 DTYPES = {"4bit": 4, "bf16": None}
 def short(i: int) -> list[dict]:
@@ -95,6 +100,12 @@ def device_info() -> dict:
     except (OSError, subprocess.SubprocessError):
         info["gpu"] = None
     return info
+
+
+def bandwidth(info: dict) -> float:
+    """The GPU's memory bandwidth by its name (the H100's where it is unknown)."""
+    name = str(info.get("gpu") or "")
+    return next((bw for key, bw in HBM_BYTES_PER_S.items() if key in name), HBM_BYTES_PER_S["H100"])
 
 
 def weight_bytes(folder: Path) -> dict:
@@ -326,7 +337,20 @@ def measure_family(raw: Raw, served: Served, tag: str, tokens: int, reps: int, p
             cold.append(r["first"] - r["t0"])
             cached.append(r2["first"] - r2["t0"])
             cached_tokens.append(r2["usage"]["prompt_tokens_details"]["cached_tokens"])
+    from concurrent.futures import ThreadPoolExecutor
+
+    def aggregate(clients: int, rep: int) -> float:
+        """Tokens/s of `clients` streams at once (their tokens over the wall time of all)."""
+        started = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            runs = list(pool.map(lambda k: chat(served.url, {**served.base, "messages": short(1000 + 50 * rep + k),
+                                                             "max_tokens": tokens}), range(clients)))
+        return sum(r["usage"]["completion_tokens"] for r in runs) / (time.perf_counter() - started)
+
+    concurrency = [(aggregate(1, 2 * i), aggregate(CLIENTS, 2 * i + 1)) for i in range(3)]
     return {
+        "concurrency": {"clients": CLIENTS, "pairs_tps": concurrency,
+                        "ratio": median([many / one for one, many in concurrency])},
         "raw": {"load_s": raw.load_s, "decode_runs": raw_runs, "decode_tps": median([x["tps"] for x in raw_runs]),
                 "ttft_cold_runs": raw_cold, "ttft_cold_s": median(raw_cold)},
         "server": {"decode_runs": server_runs, "decode_tps": median([x["tps"] for x in server_runs]),
@@ -350,6 +374,7 @@ def measure_dtype(folders: dict[str, Path], dtype: str, tokens: int, reps: int, 
     with tempfile.TemporaryDirectory() as tmp:
         server = LiveServer(Path(tmp), models, env={
             "MLX_SERVER_PROMPT_CACHE_BYTES": str(8 * 1024**3), "MLX_SERVER_LOG_BODY_CHARS": "2000",
+            "MLX_SERVER_BATCH_SIZE": str(CLIENTS),
         }).start()
         try:
             served = {family: Served(server.url, ids[family], folders[family]) for family in folders}
@@ -395,7 +420,7 @@ def summarise(results: dict) -> list[dict]:
             other = next(f for f in FAMILIES if f != family)
             swap = measured.get(f"swap_{other}_to_{family}", {})
             nbytes = model["weight_bytes"]["total"]
-            floor = HBM_BYTES_PER_S / nbytes
+            floor = bandwidth(results.get("device", {})) / nbytes
             ratios = measured[family]["decode_ratio_runs"]
             rows.append({
                 "model": key, "weight_gb": round(nbytes / 1e9, 2),
@@ -414,6 +439,8 @@ def summarise(results: dict) -> list[dict]:
                 "bandwidth_floor_tps": round(floor, 1),
                 "fraction_of_floor": round(ours["decode_tps"] / floor, 3),
                 "raw_fraction_of_floor": round(raw["decode_tps"] / floor, 3),
+                "concurrency_ratio": round(measured[family]["concurrency"]["ratio"], 2)
+                if "concurrency" in measured[family] else None,
             })
     return rows
 
@@ -433,7 +460,7 @@ def main() -> None:
     results = load_results(args.out)
     results.setdefault("device", device_info())
     results["settings"] = {"size": args.size, "tokens": args.tokens, "reps": args.reps,
-                           "prompt_tokens": args.prompt_tokens, "hbm_bytes_per_s": HBM_BYTES_PER_S}
+                           "prompt_tokens": args.prompt_tokens, "hbm_bytes_per_s": bandwidth(results["device"])}
     save_results(args.out, results)
     print(results["device"], flush=True)
     for dtype in args.dtypes.split(","):

@@ -1,4 +1,5 @@
-"""The optional API key: with MLX_SERVER_API_KEY set, /v1 and /metrics need it as a bearer token.
+"""The optional API key: with MLX_SERVER_API_KEY set, /v1 and /metrics need it, as a bearer token
+or in `x-api-key` (Anthropic's header).
 
 /health stays open (load balancers and run scripts poll it) and the admin keeps Django's own
 login. The check is middleware rather than a DRF authentication class because the chat view
@@ -13,24 +14,35 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.decorators import sync_and_async_middleware
 
+from .api.anthropic.errors import PATH_PREFIX as ANTHROPIC_PREFIX
+from .api.anthropic.errors import render_error as anthropic_error
 from .api.errors import ErrorResponse, Unauthorized, error_response
 
 PROTECTED_PREFIXES = ("/v1", "/metrics")
 
 
+def presented_key(request: HttpRequest) -> str:
+    """The key the client sent: a bearer token (OpenAI's clients) or `x-api-key` (Anthropic's)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
 def refusal(request: HttpRequest) -> ErrorResponse | None:
-    """A 401 OpenAI error when the request needs the key and lacks it; None when it may pass."""
+    """A 401 in the dialect's shape when the request needs the key and lacks it; None when it may pass."""
     key = settings.MLX_SERVER_API_KEY
     if not key or not request.path.startswith(PROTECTED_PREFIXES):
         return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode()):
+    token = presented_key(request)
+    if token and hmac.compare_digest(token.encode(), key.encode()):
         return None
     message = (
         "Incorrect API key provided." if token else
-        "You didn't provide an API key. Send it as `Authorization: Bearer <key>`."
+        "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`."
     )
-    return error_response(Unauthorized(message))
+    render = anthropic_error if request.path.startswith(ANTHROPIC_PREFIX) else error_response
+    return render(Unauthorized(message))
 
 
 @sync_and_async_middleware

@@ -75,6 +75,7 @@ def models_yaml(settings, tmp_path):
 def serve(monkeypatch):
     """`serve(engine)` makes the views use that engine; `serve(pieces)` builds a scripted one that
     answers those text pieces (tests/scripted.py). Returns a RecordingEngine around it."""
+    import inference.api.anthropic.views as anthropic_views
     import inference.api.views as views
     from tests.helpers import RecordingEngine
     from tests.scripted import ScriptedWorld
@@ -84,7 +85,8 @@ def serve(monkeypatch):
         if isinstance(engine_or_pieces, list):
             engine = ScriptedWorld(engine_or_pieces).engine()
         recording = RecordingEngine(engine)
-        monkeypatch.setattr(views, "get_engine", lambda: recording)
+        for module in (views, anthropic_views):
+            monkeypatch.setattr(module, "get_engine", lambda: recording)
         return recording
 
     return use

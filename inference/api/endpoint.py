@@ -43,9 +43,11 @@ def endpoint(id_prefix: str, *, render_error: Callable[[APIError], HttpResponse]
                 return await handler(request, log, *args, **kwargs)
             except APIError as error:
                 log.fail(error)
-                return render_error(error)
+                response = render_error(error)
             except Exception as exc:
-                return render_error(log.fail_unexpected(exc))
+                response = render_error(log.fail_unexpected(exc))
+            log.set(status_code=response.status_code)  # a dialect may say it otherwise (Anthropic's 529)
+            return response
 
         return view
 

@@ -116,10 +116,11 @@ def body_of(error: APIError) -> dict[str, Any]:
 
 
 class ErrorResponse(JsonResponse):
-    """The JSON response of `error`, which it keeps for the request log."""
+    """The JSON response of `error`, which it keeps for the request log; `body` and `status`
+    are another dialect's writing of it (OpenAI's by default)."""
 
-    def __init__(self, error: APIError):
-        super().__init__(body_of(error), status=error.status_code, headers=error.headers)
+    def __init__(self, error: APIError, *, body: dict[str, Any] | None = None, status: int | None = None):
+        super().__init__(body or body_of(error), status=status or error.status_code, headers=error.headers)
         self.error = error
 
 

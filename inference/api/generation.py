@@ -89,6 +89,7 @@ class Generation:
         self.log = log
         self.events = events
         self.parser = parser
+        self.started: Started | None = None  # the prompt's counts, once generation starts
         self._closed = False
 
     @classmethod
@@ -112,6 +113,7 @@ class Generation:
                 if isinstance(event, Loading):
                     self.log.set(swapped_from=event.unloaded or "")
                 elif isinstance(event, Started):
+                    self.started = event
                     self.log.set(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens)
                     return
                 elif isinstance(event, Failed):

@@ -3,12 +3,15 @@ from drf_spectacular.views import SpectacularJSONAPIView
 
 from ..metrics import metrics_view
 from . import views
+from .anthropic import views as anthropic
 
 urlpatterns = [
     path("health", views.HealthView.as_view(), name="health"),
     path("v1/models", views.ModelListView.as_view(), name="models"),
     path("v1/models/<path:model>", views.ModelDetailView.as_view(), name="model-detail"),
     path("v1/chat/completions", views.chat_completions, name="chat-completions"),
+    path("v1/messages", anthropic.messages, name="messages"),
+    path("v1/messages/count_tokens", anthropic.count_tokens, name="messages-count-tokens"),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -25,7 +25,7 @@ from .decode import run_alone
 from .prompt_cache import PromptCache
 from .scheduler import Job, JobStream, Scheduler, batchable
 from .session import Session
-from .types import ChatRequest, Event, Failed, Finished, Loading, ModelLoadError, QueueFull
+from .types import ChatRequest, Event, Failed, Finished, Loading, ModelLoadError, QueueFull, Started
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,12 @@ class Engine:
         session = self._ensure_loaded(job)
         if job.request is None:  # a preload: loaded is all it asked
             job.emit(Finished("stop", 0, 0))
+            return False
+        if job.request.count_only:  # the prompt as a generation would render it; no decode
+            request = job.request
+            n_prompt = len(session.model.render_prompt(request.messages, request.tools, request.images).tokens)
+            job.emit(Started(n_prompt))
+            job.emit(Finished("stop", n_prompt, 0))
             return False
         self._state = "generating"
         batching = session.model.batching

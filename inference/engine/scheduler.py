@@ -42,8 +42,10 @@ def batchable(job: Job) -> bool:
     """Whether a job may share decode steps with others (its model must agree too:
     LoadedModel.batching). Seeded requests run alone: mx.random.seed is process-wide, so a
     seeded request that shared decode steps would neither reproduce nor leave the others'
-    sampling alone. Requests with images run alone too (mlx-vlm decodes one at a time)."""
-    return job.request is not None and job.request.params.seed is None and not job.request.images
+    sampling alone. Requests with images run alone too (mlx-vlm decodes one at a time). A
+    count-only job generates nothing: it never joins a batch."""
+    request = job.request
+    return request is not None and request.params.seed is None and not request.images and not request.count_only
 
 
 class JobStream:

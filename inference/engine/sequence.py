@@ -84,7 +84,8 @@ class Sequence:
         n = len(self.tokens)
         rate = (n - 1) / (self.last - self.first) if n > 1 and self.last > self.first else 0.0
         self.job.emit(Finished(reason, len(self.prepared.prompt.tokens), n,
-                               cached_tokens=self.prepared.cached, generation_tps=rate))
+                               cached_tokens=self.prepared.cached, generation_tps=rate,
+                               stop_sequence=self.stops.matched))
 
     def _say(self, text: str) -> None:
         if text:

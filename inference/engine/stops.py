@@ -8,15 +8,17 @@ class StopFilter:
     def __init__(self, stops: tuple[str, ...] | list[str]):
         self._stops = [s for s in stops if s]
         self._buffer = ""
+        self.matched: str | None = None  # the stop string that was hit (Anthropic reports it)
 
     def feed(self, text: str) -> tuple[str, bool]:
         """Add generated text; return (text safe to emit, whether a stop string was hit)."""
         if not self._stops:
             return text, False
         self._buffer += text
-        hits = [i for i in (self._buffer.find(s) for s in self._stops) if i >= 0]
+        hits = [(i, s) for s in self._stops if (i := self._buffer.find(s)) >= 0]
         if hits:
-            out, self._buffer = self._buffer[: min(hits)], ""
+            at, self.matched = min(hits, key=lambda hit: hit[0])
+            out, self._buffer = self._buffer[:at], ""
             return out, True
         keep = 0
         for stop in self._stops:

@@ -18,6 +18,7 @@ class SamplingParams:
     max_tokens: int | None = None  # None: what the context leaves, capped by a setting
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0  # 0: no cut (Anthropic's top_k; OpenAI has none)
     stop: tuple[str, ...] = ()
     seed: int | None = None
     presence_penalty: float = 0.0
@@ -34,6 +35,7 @@ class ChatRequest:
     # The decoded images of the messages' image_url parts, in prompt order (loaded by the API
     # layer off the event loop, so the worker never waits on a URL).
     images: list[LoadedImage] = field(default_factory=list)
+    count_only: bool = False  # render and count the prompt, generate nothing (token counting)
 
 
 # --- events, in the order a job emits them -------------------------------------------
@@ -66,6 +68,7 @@ class Finished:
     completion_tokens: int
     cached_tokens: int = 0
     generation_tps: float = 0.0
+    stop_sequence: str | None = None  # the stop string that ended it, if one did
 
 
 class EngineError(Exception):

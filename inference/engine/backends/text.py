@@ -31,8 +31,8 @@ def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | Non
     )
     if constraint is not None:
         processors.append(constraint)
-    return Sampling(make_sampler(temp=params.temperature, top_p=params.top_p if params.top_p < 1.0 else 0.0),
-                    processors)
+    return Sampling(make_sampler(temp=params.temperature, top_p=params.top_p if params.top_p < 1.0 else 0.0,
+                                 top_k=params.top_k), processors)
 
 
 def mergeable(model: Any) -> bool:

@@ -105,6 +105,13 @@ class LiveServer(ServerProcess):
 
         return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=timeout)
 
+    def anthropic(self, api_key: str = "not-needed", timeout: float = 120):
+        """An anthropic SDK client on this server (its base URL is the server's root, as
+        Claude Code's ANTHROPIC_BASE_URL), without retries."""
+        from anthropic import Anthropic
+
+        return Anthropic(base_url=self.url, api_key=api_key, max_retries=0, timeout=timeout)
+
     def health(self) -> dict:
         return requests.get(f"{self.url}/health", timeout=10).json()
 

@@ -88,3 +88,40 @@ def assert_schema(body: Any, name: str) -> None:
     registry = Registry().with_resources(resources)
     schema = registry.contents(f"{name}.json")
     Draft202012Validator(schema, registry=registry).validate(body)
+
+
+MESSAGES_URL = "/v1/messages"
+
+
+def anthropic_in_process(api_key: str = "not-needed"):
+    """An AsyncAnthropic SDK client on this process's ASGI app (the engine the `serve`
+    fixture set), without retries: the real SDK against the real views, no server process."""
+    import anthropic
+    import httpx2
+    from mlxsite.asgi import application
+
+    transport = httpx2.ASGITransport(app=application)
+    return anthropic.AsyncAnthropic(base_url="http://testserver", api_key=api_key, max_retries=0,
+                                    http_client=httpx2.AsyncClient(transport=transport, base_url="http://testserver"))
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    """Anthropic's server-sent events as (event name, data); each name must be its data's type."""
+    events = []
+    for frame in text.split("\n\n"):
+        if not frame.strip():
+            continue
+        lines = dict(line.split(": ", 1) for line in frame.split("\n"))
+        data = json.loads(lines["data"])
+        assert lines["event"] == data["type"], frame
+        events.append((lines["event"], data))
+    return events
+
+
+def assert_anthropic_error(response, status: int, error_type: str) -> str:
+    """The response is an Anthropic error body of that status and type; returns its message."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert_schema(body, "anthropic/ErrorResponse")
+    assert body["error"]["type"] == error_type, body
+    return body["error"]["message"]

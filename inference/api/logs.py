@@ -37,6 +37,8 @@ def clip(text: str) -> str:
 
 # Base64 payloads of data URIs: the log keeps each image's hash and size, not its bytes.
 _DATA_URI_PAYLOAD = re.compile(r"(data:[^;,\"\s]*(?:;[^;,\"\s]*)*;base64,)([A-Za-z0-9+/=_\-]|\\[nr/])+")
+# ...and of Anthropic's base64 image sources ({"type": "base64", "media_type": ..., "data": "..."}).
+_BASE64_SOURCE_PAYLOAD = re.compile(r"(\"data\"\s*:\s*\")(?:[A-Za-z0-9+/=]|\\[nr/]){64,}")
 
 
 def _redact(match: re.Match) -> str:
@@ -50,7 +52,8 @@ def body_text(request: HttpRequest) -> str:
         raw = request.body
     except Exception:  # already streamed by a parser, or too large to read
         return ""
-    return clip(_DATA_URI_PAYLOAD.sub(_redact, raw.decode("utf-8", errors="replace")))
+    text = _DATA_URI_PAYLOAD.sub(_redact, raw.decode("utf-8", errors="replace"))
+    return clip(_BASE64_SOURCE_PAYLOAD.sub(_redact, text))
 
 
 def client_of(request: HttpRequest) -> str:

@@ -210,7 +210,7 @@ class MessagesSerializer(CountTokensSerializer):
     """What POST /v1/messages takes."""
 
     max_tokens = StrictIntegerField(min_value=1, max_value=INT64)
-    stop_sequences = serializers.ListField(child=StrictCharField(), required=False, allow_null=True,
+    stop_sequences = serializers.ListField(child=StrictCharField(trim_whitespace=False), required=False, allow_null=True,
                                            max_length=MAX_STOP_SEQUENCES)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)

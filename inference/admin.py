@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import RequestLog, ToolCallLog
+from .models import RequestLog, StoredResponse, ToolCallLog
 
 
 class ReadOnlyMixin:
@@ -40,3 +40,13 @@ class ToolCallLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("request", "index", "name", "parsed_ok", "call_id")
     list_filter = ("parsed_ok", "name")
     search_fields = ("name", "arguments", "call_id", "request__request_id")
+
+
+@admin.register(StoredResponse)
+class StoredResponseAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Stored Responses API responses, beside the request logs (the row's request has the same id)."""
+
+    list_display = ("created_at", "id", "model", "status", "previous_response_id")
+    list_filter = ("status", "model")
+    search_fields = ("id", "previous_response_id", "model")
+    date_hierarchy = "created_at"

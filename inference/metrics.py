@@ -7,6 +7,7 @@ engine's observer hooks; queue depth and the resident model are read at scrape t
 """
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from django.db.models.signals import post_save
@@ -48,13 +49,16 @@ LOAD_SECONDS = Histogram(
 UNLOADS = Counter("mlx_server_model_unloads", "Models unloaded, by reason (swap, ttl).", ["model", "reason"])
 
 
+ROUTE_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")  # <path:model> -> {model}, as in the OpenAPI paths
+
+
 def endpoint_label(path: str) -> str:
     """The route pattern, never the raw path: unknown URLs must not grow the label set."""
     try:
         match = resolve(path)
     except Resolver404:
         return "unknown"
-    return "/" + match.route.replace("<path:model>", "{model}")
+    return "/" + ROUTE_PARAM.sub(r"{\1}", match.route)
 
 
 def record_request(sender, instance: RequestLog, created: bool, **kwargs) -> None:

@@ -61,3 +61,27 @@ class ToolCallLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or '(unparsed)'} #{self.index}"
+
+
+class StoredResponse(models.Model):
+    """A Responses API response kept for `previous_response_id` and GET/DELETE /v1/responses/{id}.
+
+    `history` is every item before this request's input (the earlier turns' inputs and
+    outputs), so a continuation is history + input_items + the response's output, one row
+    read whatever the conversation's length; a deleted turn leaves later ones whole.
+    """
+
+    id = models.CharField(max_length=64, primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    model = models.CharField(max_length=512, db_index=True)
+    status = models.CharField(max_length=16, db_index=True)
+    previous_response_id = models.CharField(max_length=64, blank=True, db_index=True)
+    history = models.JSONField(default=list, blank=True, help_text="Items of the earlier turns.")
+    input_items = models.JSONField(default=list, blank=True, help_text="This request's input items, with ids.")
+    response = models.JSONField(help_text="The response object as the client got it.")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.model}, {self.status})"

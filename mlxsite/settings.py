@@ -143,7 +143,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "OpenAI-compatible API for local models on MLX.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "PREPROCESSING_HOOKS": ["inference.api.schema.add_chat_endpoint"],
+    "PREPROCESSING_HOOKS": ["inference.api.schema.add_async_endpoints"],
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     "SECURITY": [{"bearerAuth": []}],
 }

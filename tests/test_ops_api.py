@@ -67,7 +67,8 @@ def test_openapi_document_describes_the_v1_api(client):
     assert response.status_code == 200 and response["Content-Type"].startswith("application/")
     schema = json.loads(response.content)
     assert schema["openapi"].startswith("3.")
-    assert set(schema["paths"]) == {"/v1/chat/completions", "/v1/models", "/v1/models/{model}"}
+    assert set(schema["paths"]) == {"/v1/chat/completions", "/v1/models", "/v1/models/{model}", "/v1/responses",
+                                    "/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items"}
     chat = schema["paths"]["/v1/chat/completions"]["post"]
     assert {"200", "400", "401", "404", "429", "503"} <= set(chat["responses"])
     request = schema["components"]["schemas"]["ChatCompletion"]

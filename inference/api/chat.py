@@ -141,6 +141,9 @@ class ChatCall:
         else:
             yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}))
 
+    async def settle(self, outcome: Outcome) -> None:
+        """Nothing to do before the end: a chat completion is not kept."""
+
     def closing(self, outcome: Outcome) -> Iterable[bytes]:
         yield sse(self._chunk({}, outcome.finish_reason))
         if self.include_usage:

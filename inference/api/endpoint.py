@@ -2,7 +2,7 @@
 request whatever happens, the JSON body read and validated off the event loop, and the
 response (SSE or JSON) of a started Generation.
 
-A dialect's view is `@endpoint("chatcmpl")` over an async function that raises APIError for
+A dialect's view is `@endpoint("chatcmpl-")` over an async function that raises APIError for
 anything the client did wrong; `render_error` writes errors in the dialect's shape (OpenAI's by
 default; Anthropic's for /v1/messages).
 """

@@ -40,6 +40,13 @@ class ModelNotFound(APIError):
     default_code = "model_not_found"
 
 
+class NotFound(APIError):
+    """A stored object (a response) that does not exist, or no longer does."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+
+
 class MethodNotAllowed(APIError):
     status_code = status.HTTP_405_METHOD_NOT_ALLOWED
     default_code = "method_not_allowed"

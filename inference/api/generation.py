@@ -72,6 +72,10 @@ class StreamEncoder(Protocol):
     def event(self, event: StreamEvent) -> Iterable[bytes]:
         """A content or tool-call delta."""
 
+    async def settle(self, outcome: Outcome) -> None:
+        """What must be done before the client sees the end, such as storing the answer a
+        client may continue from at once (the Responses API); `closing` follows."""
+
     def closing(self, outcome: Outcome) -> Iterable[bytes]:
         """The end, before the log row is written."""
 
@@ -195,6 +199,8 @@ class Generation:
             for frame in encoder.opening():
                 yield frame
             async for item in self.outputs():
+                if isinstance(item, Outcome):
+                    await encoder.settle(item)
                 frames = encoder.closing(item) if isinstance(item, Outcome) else encoder.event(item)
                 for frame in frames:
                     yield frame

@@ -26,8 +26,9 @@ from .errors import APIError, ErrorResponse, ServerError
 logger = logging.getLogger(__name__)
 
 
-def new_request_id(prefix: str = "req") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+def new_request_id(prefix: str = "req-") -> str:
+    """`prefix` with its separator, as the dialect's ids look (`chatcmpl-`, `resp_`)."""
+    return f"{prefix}{uuid.uuid4().hex[:24]}"
 
 
 def clip(text: str) -> str:

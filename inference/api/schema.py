@@ -1,10 +1,10 @@
 """The OpenAPI document of the /v1 API, built by drf-spectacular and served at /v1/openapi.json.
 
 The DRF views (models) are described by spectacular, their responses added here by view
-extensions so views.py stays free of documentation. The chat endpoint is
-a plain async Django view (DRF views cannot stream from async code), which spectacular does
-not see, so a preprocessing hook adds it, described by `ChatCompletionsSchema`: an APIView
-that is never routed and only carries the operation's request and response schemas. The
+extensions so views.py stays free of documentation. The generating
+endpoints (chat, responses) are plain async Django views (DRF views cannot stream from async
+code), which spectacular does not see, so a preprocessing hook adds them, each described by an
+APIView that is never routed and only carries the operation's request and response schemas. The
 request schema is ChatCompletionSerializer itself, so the document and the validation are
 one contract; likewise the responses are the serializers that render them (responses.py).
 Field extensions describe the serializers' hand-written fields.
@@ -14,14 +14,16 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension, OpenApiViewExtension
 from drf_spectacular.plumbing import build_array_type, build_basic_type, build_object_type
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.views import APIView
 
 from .responses import ChatCompletionResponseSerializer, ModelListSerializer, ModelSerializer
+from .responses_api.objects import DeletedResponseSerializer, InputItemListSerializer, ResponseObjectSerializer
+from .responses_api.serializers import CreateResponseSerializer
 from .serializers import ChatCompletionSerializer
-
-CHAT_PATH = "/v1/chat/completions"
 
 ERROR = inline_serializer("Error", {
     "error": inline_serializer("ErrorDetail", {
@@ -51,10 +53,71 @@ class ChatCompletionsSchema(APIView):
         raise NotImplementedError
 
 
-def add_chat_endpoint(endpoints: list) -> list:
-    """PREPROCESSING_HOOK: keep the /v1 endpoints and add the async chat view's description."""
+RESPONSE_ID = OpenApiParameter("response_id", str, OpenApiParameter.PATH, description="A stored response's id.")
+
+
+class ResponsesSchema(APIView):
+    """Describes POST /v1/responses; the real view is responses_api.views.create_response."""
+
+    @extend_schema(
+        operation_id="createResponse",
+        summary="Create a model response (the Responses API).",
+        description="The response object as JSON, or with stream: true server-sent events "
+                    "(response.created ... response.completed, each with its sequence_number). "
+                    "With store (the default) the response is kept for previous_response_id.",
+        request=CreateResponseSerializer,
+        responses={200: ResponseObjectSerializer, **_errors(400, 401, 404, 413, 429, 503)},
+    )
+    def post(self, request):  # pragma: no cover - never routed
+        raise NotImplementedError
+
+
+class ResponseDetailSchema(APIView):
+    """Describes GET and DELETE /v1/responses/{response_id}."""
+
+    @extend_schema(operation_id="getResponse", summary="A stored response.", parameters=[RESPONSE_ID],
+                   responses={200: ResponseObjectSerializer, **_errors(401, 404)})
+    def get(self, request, response_id):  # pragma: no cover - never routed
+        raise NotImplementedError
+
+    @extend_schema(operation_id="deleteResponse", summary="Delete a stored response.", parameters=[RESPONSE_ID],
+                   responses={200: DeletedResponseSerializer, **_errors(401, 404)})
+    def delete(self, request, response_id):  # pragma: no cover - never routed
+        raise NotImplementedError
+
+
+class ResponseInputItemsSchema(APIView):
+    """Describes GET /v1/responses/{response_id}/input_items."""
+
+    @extend_schema(
+        operation_id="listInputItems", summary="A stored response's input items.",
+        parameters=[
+            RESPONSE_ID,
+            OpenApiParameter("limit", int, description="1 to 100, default 20."),
+            OpenApiParameter("order", str, enum=["asc", "desc"], description="desc (newest first) by default."),
+            OpenApiParameter("after", str, description="An item id: the page starts past it."),
+        ],
+        responses={200: InputItemListSerializer, **_errors(400, 401, 404)},
+    )
+    def get(self, request, response_id):  # pragma: no cover - never routed
+        raise NotImplementedError
+
+
+# The async views spectacular cannot see, each with the APIView that describes it.
+ASYNC_ENDPOINTS = [
+    ("/v1/chat/completions", r"^v1/chat/completions$", "POST", ChatCompletionsSchema),
+    ("/v1/responses", r"^v1/responses$", "POST", ResponsesSchema),
+    ("/v1/responses/{response_id}", r"^v1/responses/(?P<response_id>[^/]+)$", "GET", ResponseDetailSchema),
+    ("/v1/responses/{response_id}", r"^v1/responses/(?P<response_id>[^/]+)$", "DELETE", ResponseDetailSchema),
+    ("/v1/responses/{response_id}/input_items", r"^v1/responses/(?P<response_id>[^/]+)/input_items$", "GET",
+     ResponseInputItemsSchema),
+]
+
+
+def add_async_endpoints(endpoints: list) -> list:
+    """PREPROCESSING_HOOK: keep the /v1 endpoints and add the async views' descriptions."""
     kept = [e for e in endpoints if e[0].startswith("/v1/")]
-    return [*kept, (CHAT_PATH, r"^v1/chat/completions$", "POST", ChatCompletionsSchema.as_view())]
+    return [*kept, *((path, regex, method, schema.as_view()) for path, regex, method, schema in ASYNC_ENDPOINTS)]
 
 
 class _Described(OpenApiSerializerFieldExtension):
@@ -87,6 +150,18 @@ class StopFieldSchema(_Described):
     schema = {"oneOf": [build_basic_type(OpenApiTypes.STR),
                         {**build_array_type(build_basic_type(OpenApiTypes.STR)), "maxItems": 4}],
               "nullable": True}
+
+
+class InputFieldSchema(_Described):
+    target_class = "inference.api.responses_api.serializers.InputField"
+    schema = {"oneOf": [build_basic_type(OpenApiTypes.STR),
+                        build_array_type(build_object_type(additionalProperties=True))]}
+
+
+class TextFormatFieldSchema(_Described):
+    target_class = "inference.api.responses_api.serializers.TextFormatField"
+    schema = build_object_type({"type": {"type": "string", "enum": ["text", "json_object", "json_schema"]}},
+                               required=["type"], additionalProperties=True)
 
 
 class JSONObjectFieldSchema(_Described):

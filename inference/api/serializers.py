@@ -175,13 +175,18 @@ class ChatCompletionSerializer(serializers.Serializer):
         )
 
     def validate(self, attrs: dict) -> dict:
-        if attrs.get("stream_options") and not attrs.get("stream"):
-            raise serializers.ValidationError({"stream_options": "Only allowed when stream is true."})
-        choice, tools = attrs.get("tool_choice"), attrs.get("tools") or []
-        if (choice == "required" or isinstance(choice, dict)) and not tools:
-            raise serializers.ValidationError({"tool_choice": "Needs tools to choose from."})
-        if isinstance(choice, dict):
-            name = choice["function"]["name"]
-            if name not in {t["function"]["name"] for t in tools}:
-                raise serializers.ValidationError({"tool_choice": f"{name!r} is not one of the tools."})
+        choice = attrs.get("tool_choice")
+        check_choice(attrs, choice["function"]["name"] if isinstance(choice, dict) else None,
+                     {t["function"]["name"] for t in attrs.get("tools") or []})
         return attrs
+
+
+def check_choice(attrs: dict, forced: str | None, tool_names: set[str]) -> None:
+    """What chat and the Responses API both refuse: stream_options without a stream, a
+    tool_choice with no tools to choose from or (`forced`) naming none of them."""
+    if attrs.get("stream_options") and not attrs.get("stream"):
+        raise serializers.ValidationError({"stream_options": "Only allowed when stream is true."})
+    if (attrs.get("tool_choice") == "required" or forced) and not tool_names:
+        raise serializers.ValidationError({"tool_choice": "Needs tools to choose from."})
+    if forced and forced not in tool_names:
+        raise serializers.ValidationError({"tool_choice": f"{forced!r} is not one of the tools."})

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from ..metrics import metrics_view
 from . import views
 from .anthropic import views as anthropic
+from .responses_api import views as responses
 
 urlpatterns = [
     path("health", views.HealthView.as_view(), name="health"),
@@ -12,6 +13,9 @@ urlpatterns = [
     path("v1/chat/completions", views.chat_completions, name="chat-completions"),
     path("v1/messages", anthropic.messages, name="messages"),
     path("v1/messages/count_tokens", anthropic.count_tokens, name="messages-count-tokens"),
+    path("v1/responses", responses.create_response, name="responses"),
+    path("v1/responses/<str:response_id>", responses.response_detail, name="response-detail"),
+    path("v1/responses/<str:response_id>/input_items", responses.response_input_items, name="response-input-items"),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("metrics", metrics_view, name="metrics"),
 ]

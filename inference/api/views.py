@@ -102,7 +102,7 @@ class HealthView(APIView):
         })
 
 
-@endpoint("chatcmpl")  # the completion's id is the row's, as OpenAI's look
+@endpoint("chatcmpl-")  # the completion's id is the row's, as OpenAI's look
 async def chat_completions(request: HttpRequest, log: CallLog) -> HttpResponse:
     data = await validated_body(request, log, ChatCompletionSerializer)
     # Reading models.yaml and looking for the model's files touch the disk: off the loop.

@@ -122,6 +122,9 @@ class MessageCall:
         if event.arguments:
             yield self._delta({"type": "input_json_delta", "partial_json": event.arguments})
 
+    async def settle(self, outcome: Outcome) -> None:
+        """Nothing to do before the end: a message is not kept."""
+
     def closing(self, outcome: Outcome) -> Iterable[bytes]:
         yield from self._close_block()
         finished = outcome.finished

@@ -29,7 +29,7 @@ async def engine_request(request: HttpRequest, log: CallLog, serializer_class: t
     return spec, tool_format, data, build_chat_request(data, tool_format=tool_format, images=images)
 
 
-@endpoint("msg", render_error=render_error)  # the message's id is the row's
+@endpoint("msg_", render_error=render_error)  # the message's id is the row's
 async def messages(request: HttpRequest, log: CallLog) -> HttpResponse:
     spec, tool_format, data, chat_request = await engine_request(request, log, MessagesSerializer)
     call = MessageCall(log=log, spec=spec, events=get_engine().stream(spec, chat_request),
@@ -40,7 +40,7 @@ async def messages(request: HttpRequest, log: CallLog) -> HttpResponse:
     return json_response(await call.complete(), log)
 
 
-@endpoint("msgtok", render_error=render_error)
+@endpoint("msgtok-", render_error=render_error)
 async def count_tokens(request: HttpRequest, log: CallLog) -> HttpResponse:
     """The prompt's tokens as the model's template and tool format render it: a job in the
     engine's queue that renders and generates nothing (the model loads if it must)."""

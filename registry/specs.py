@@ -13,6 +13,9 @@ from typing import Any, Callable
 # an if/elif, not a table a check could read. Tool formats are checked by inference/checks.py.
 BACKENDS = ("text", "vision")
 CAPABILITIES = ("chat", "vision", "tools")
+# Reasoning formats (inference/reasoning.py implements each; tests/test_reasoning.py keeps the two
+# lists equal): how a thinking model's output splits into its thinking and its answer.
+REASONING = ("none", "think_tags")
 DTYPES = ("auto", "bfloat16", "float32", "float16")  # auto: settings.MLX_SERVER_GGUF_DTYPE
 SOURCE_KINDS = ("path", "hf", "gguf", "fixture")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
@@ -43,6 +46,7 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     backend: str = "text"
     tool_format: str = "none"
+    reasoning: str = "none"  # one of REASONING
     context_length: int | None = None
     description: str = ""
     fixture: bool = False  # a test model, not for chat: a fixture source, or a folder marked so
@@ -118,6 +122,7 @@ _FIELDS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
     "aliases": ((), _or_null(_names_of(lambda a: None if _ID.match(a) else f"{a!r} is not a valid name"))),
     "backend": ("text", _one_of(BACKENDS)),
     "tool_format": ("none", _check(lambda v: isinstance(v, str), "must be a string")),
+    "reasoning": ("none", _one_of(REASONING)),
     "capabilities": ((), _or_null(_names_of(_one_of(CAPABILITIES)))),
     "context_length": (None, _or_null(_check(lambda v: _is_int(v) and v >= 16, "must be an integer >= 16"))),
     "description": ("", _check(lambda v: isinstance(v, str), "must be a string")),

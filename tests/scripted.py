@@ -73,12 +73,16 @@ class ScriptedModel:
     nbytes: int = 1000
     generated_steps: int = 0
     images_seen: list = field(default_factory=list)  # each prompt's `images`, as rendered
+    template_kwargs_seen: list = field(default_factory=list)  # each prompt's template variables
+    opens_reasoning: bool = False  # as a template that writes `<think>` into the prompt
     end_tokens: frozenset = frozenset()
     batching: None = None  # decodes alone, as a vision model does
 
-    def render_prompt(self, messages, tools, images=()):
+    def render_prompt(self, messages, tools, images=(), template_kwargs=None):
         self.images_seen.append(list(images))
-        return Prompt([ord(c) for m in messages for c in str(m.get("content") or "")])
+        self.template_kwargs_seen.append(dict(template_kwargs or {}))
+        return Prompt([ord(c) for m in messages for c in str(m.get("content") or "")],
+                      opened="<think>" if self.opens_reasoning else "")
 
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
         return True
@@ -102,6 +106,7 @@ class ScriptedModel:
 class ScriptedWorld:
     pieces: list[str]
     delay: float = 0.0
+    opens_reasoning: bool = False
     loads: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -113,4 +118,5 @@ class ScriptedWorld:
     def load(self, s: ModelSpec, path: Path) -> ScriptedModel:
         with self.lock:
             self.loads.append(s.id)
-        return ScriptedModel(s, list(self.pieces), self.delay, s.context_length or 64)
+        return ScriptedModel(s, list(self.pieces), self.delay, s.context_length or 64,
+                             opens_reasoning=self.opens_reasoning)

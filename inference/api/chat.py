@@ -10,19 +10,31 @@ from registry.specs import ModelSpec
 from ..constraints import ConstraintError, build_grammar
 from ..engine import ChatRequest, Finished, JobStream, SamplingParams
 from ..images import LoadedImage
-from ..tools import ContentDelta, ParsedOutput, StreamEvent, ToolCallDelta, ToolFormat
+from ..reasoning import ReasoningDelta, ReasoningFormat
+from ..tools import ContentDelta, ToolCallDelta, ToolFormat
 from .errors import APIError, InvalidRequest, body_of
-from .generation import Generation, Outcome, logged_message
+from .generation import Generation, GenerationEvent, Outcome, logged_message
 from .logs import CallLog
 from .responses import ChatCompletionResponseSerializer
 
 SSE_DONE = b"data: [DONE]\n\n"
 
 
+def template_kwargs_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The chat template's extra variables: `chat_template_kwargs` as given (enable_thinking...),
+    and `reasoning_effort`, which templates that know it read under that name."""
+    kwargs = dict(data.get("chat_template_kwargs") or {})
+    if data.get("reasoning_effort") is not None:
+        kwargs.setdefault("reasoning_effort", data["reasoning_effort"])
+    return kwargs
+
+
 def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
-                       images: list[LoadedImage] | None = None) -> ChatRequest:
+                       images: list[LoadedImage] | None = None,
+                       reasoning: ReasoningFormat | None = None) -> ChatRequest:
     """The engine's request; `tool_format` (the model's) is the syntax a forced call takes;
-    `images`: the messages' decoded images, in prompt order."""
+    `images`: the messages' decoded images, in prompt order; `reasoning` (the model's format):
+    a grammar lets the thinking block come first and constrains the answer after it."""
     tools = data.get("tools") or None
     if data.get("tool_choice") == "none":
         tools = None  # the model is not told about them, so it cannot call them
@@ -30,6 +42,7 @@ def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
         grammar = build_grammar(
             response_format=data.get("response_format"), tools=tools, tool_choice=data.get("tool_choice"),
             parallel_tool_calls=data.get("parallel_tool_calls") is not False, tool_format=tool_format,
+            reasoning=reasoning,
         )
     except ConstraintError as exc:
         raise InvalidRequest(str(exc), param=exc.param) from None
@@ -49,20 +62,21 @@ def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
         logit_bias=data.get("logit_bias") or {},
         grammar=grammar,
     )
-    return ChatRequest(messages=data["messages"], params=params, tools=tools, images=images or [])
+    return ChatRequest(messages=data["messages"], params=params, tools=tools, images=images or [],
+                       template_kwargs=template_kwargs_of(data))
 
 
 def sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
 
-def usage_of(finished: Finished) -> dict[str, Any]:
+def usage_of(finished: Finished, reasoning_tokens: int = 0) -> dict[str, Any]:
     return {
         "prompt_tokens": finished.prompt_tokens,
         "completion_tokens": finished.completion_tokens,
         "total_tokens": finished.prompt_tokens + finished.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": finished.cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
 
 
@@ -77,8 +91,12 @@ def tool_call_delta(delta: ToolCallDelta) -> dict[str, Any]:
     return item
 
 
-def message_of(parsed: ParsedOutput) -> dict[str, Any]:
-    return {**logged_message(parsed), "refusal": None}
+def message_of(outcome: Outcome) -> dict[str, Any]:
+    """The assistant message; the thinking under both names clients read it by."""
+    message = {**logged_message(outcome.parsed, outcome.reasoning), "refusal": None}
+    if outcome.reasoning:
+        message["reasoning"] = outcome.reasoning
+    return message
 
 
 class ChatCall:
@@ -86,11 +104,12 @@ class ChatCall:
     `chat.completion.chunk` frames (this class is the chat dialect's StreamEncoder)."""
 
     def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, include_usage: bool,
-                 tools: list[dict] | None, tool_format: ToolFormat):
+                 tools: list[dict] | None, tool_format: ToolFormat, reasoning: ReasoningFormat | None = None):
         self.spec = spec
         self.include_usage = include_usage
         self.created = int(time.time())
-        self.generation = Generation.of(log=log, events=events, tools=tools, tool_format=tool_format)
+        self.generation = Generation.of(log=log, events=events, tools=tools, tool_format=tool_format,
+                                        reasoning=reasoning)
         self.id = log.request_id
 
     async def start(self) -> None:
@@ -105,15 +124,15 @@ class ChatCall:
             "created": self.created,
             "model": self.spec.id,
             "choices": [{
-                "index": 0, "message": message_of(outcome.parsed), "logprobs": None,
+                "index": 0, "message": message_of(outcome), "logprobs": None,
                 "finish_reason": outcome.finish_reason,
             }],
-            "usage": usage_of(outcome.finished),
+            "usage": usage_of(outcome.finished, outcome.reasoning_tokens),
             "system_fingerprint": None,
         }).data
 
     def stream(self) -> AsyncIterator[bytes]:
-        """SSE: role first, then content and tool-call deltas as they are made, finish,
+        """SSE: role first, then reasoning, content and tool-call deltas as they are made, finish,
         usage, [DONE]."""
         return self.generation.stream(self)
 
@@ -135,8 +154,10 @@ class ChatCall:
     def opening(self) -> Iterable[bytes]:
         yield sse(self._chunk({"role": "assistant", "content": ""}))
 
-    def event(self, event: StreamEvent) -> Iterable[bytes]:
-        if isinstance(event, ContentDelta):
+    def event(self, event: GenerationEvent) -> Iterable[bytes]:
+        if isinstance(event, ReasoningDelta):
+            yield sse(self._chunk({"reasoning_content": event.text, "reasoning": event.text}))
+        elif isinstance(event, ContentDelta):
             yield sse(self._chunk({"content": event.text}))
         else:
             yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}))
@@ -147,7 +168,7 @@ class ChatCall:
     def closing(self, outcome: Outcome) -> Iterable[bytes]:
         yield sse(self._chunk({}, outcome.finish_reason))
         if self.include_usage:
-            yield sse({**self._chunk({}), "choices": [], "usage": usage_of(outcome.finished)})
+            yield sse({**self._chunk({}), "choices": [], "usage": usage_of(outcome.finished, outcome.reasoning_tokens)})
 
     def error(self, error: APIError) -> Iterable[bytes]:
         yield sse(body_of(error))

@@ -3,8 +3,10 @@
 Chat completions, the Responses API and Anthropic's Messages differ only in their request
 shapes and in how they write events down (JSON or SSE, their own names). What happens between
 the engine and those shapes is the same for all of them and lives here, once: wait for the
-start so a failure before it gets a real HTTP status; cut the text into content and tool-call
-events with the model's tool parser (so streamed and whole answers cannot disagree); fill the
+start so a failure before it gets a real HTTP status; split a thinking model's output into its
+reasoning (`ReasoningDelta`, inference/reasoning.py) and its answer, and cut the answer into
+content and tool-call events with the model's tool parser (so streamed and whole answers cannot
+disagree, and no thinking ever reaches content or a tool call); fill the
 request's log row at the end; log a client that leaves as cancelled, with what was made.
 
 A dialect writes a `StreamEncoder` (its frames) and calls `Generation.whole()` or
@@ -21,6 +23,7 @@ from ..engine import (
     ModelLoadError, QueueFull, Started, UnsupportedContent,
 )
 from ..models import RequestLog
+from ..reasoning import ReasoningDelta, ReasoningFormat, ReasoningSplitter
 from ..tools import ParsedOutput, StreamEvent, StreamParser, ToolFormat
 from ..tools.base import PassthroughParser
 from .errors import APIError, InvalidRequest, ServerError, ServiceUnavailable
@@ -41,9 +44,16 @@ def api_error_of(error: EngineError) -> APIError:
     return ServerError(str(error), code=error.code)
 
 
-def logged_message(parsed: ParsedOutput) -> dict[str, Any]:
-    """The answer as the log row keeps it, whatever the dialect: an OpenAI assistant message."""
+# What a dialect's encoder is given as the answer comes: thinking, content, tool-call deltas.
+GenerationEvent = ReasoningDelta | StreamEvent
+
+
+def logged_message(parsed: ParsedOutput, reasoning: str = "") -> dict[str, Any]:
+    """The answer as the log row keeps it, whatever the dialect: an OpenAI assistant message
+    (with the thinking as `reasoning_content`, when there was some)."""
     message: dict[str, Any] = {"role": "assistant", "content": parsed.content}
+    if reasoning:
+        message["reasoning_content"] = reasoning
     if parsed.calls:
         message["content"] = parsed.content or None
         message["tool_calls"] = [
@@ -56,11 +66,14 @@ def logged_message(parsed: ParsedOutput) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Outcome:
     """How a generation ended: the parsed answer, the finish reason a client sees (`stop`
-    becomes `tool_calls` when calls were parsed) and the engine's counts."""
+    becomes `tool_calls` when calls were parsed), the engine's counts, and the thinking (the
+    whole reasoning text, and the generated tokens that went into it)."""
 
     parsed: ParsedOutput
     finish_reason: str  # stop | length | tool_calls | cancelled
     finished: Finished
+    reasoning: str = ""
+    reasoning_tokens: int = 0
 
 
 class StreamEncoder(Protocol):
@@ -69,8 +82,8 @@ class StreamEncoder(Protocol):
     def opening(self) -> Iterable[bytes]:
         """Before the first token (role chunk, message_start, response.created...)."""
 
-    def event(self, event: StreamEvent) -> Iterable[bytes]:
-        """A content or tool-call delta."""
+    def event(self, event: GenerationEvent) -> Iterable[bytes]:
+        """A reasoning, content or tool-call delta."""
 
     async def settle(self, outcome: Outcome) -> None:
         """What must be done before the client sees the end, such as storing the answer a
@@ -87,28 +100,62 @@ class StreamEncoder(Protocol):
 
 
 class Generation:
-    """One job's events turned into content, tool calls and an Outcome, logged once."""
+    """One job's events turned into reasoning, content, tool calls and an Outcome, logged once."""
 
-    def __init__(self, *, log: CallLog, events: JobStream, parser: StreamParser):
+    def __init__(self, *, log: CallLog, events: JobStream, parser: StreamParser,
+                 reasoning: ReasoningFormat | None = None):
         self.log = log
         self.events = events
         self.parser = parser
         self.started: Started | None = None  # the prompt's counts, once generation starts
+        self.reasoning = reasoning
+        self.splitter: ReasoningSplitter | None = None  # made at the start: the prompt says how
+        self.reasoning_tokens = 0
         self._closed = False
 
     @classmethod
     def of(cls, *, log: CallLog, events: JobStream, tools: list[dict] | None,
-           tool_format: ToolFormat) -> Generation:
-        """With tools, the model's tool parser; without, text passes through untouched."""
+           tool_format: ToolFormat, reasoning: ReasoningFormat | None = None) -> Generation:
+        """With tools, the model's tool parser; without, text passes through untouched; with a
+        reasoning format (the model's), its thinking is split off first."""
         parser = tool_format.stream_parser(tools) if tools else PassthroughParser()
-        return cls(log=log, events=events, parser=parser)
+        return cls(log=log, events=events, parser=parser, reasoning=reasoning)
 
-    def _close_parser(self) -> list[StreamEvent]:
-        """Flush the parser once (at the end, or when the client leaves)."""
+    def _begin(self, opens_reasoning: bool) -> None:
+        if self.reasoning is not None and self.splitter is None:
+            self.splitter = self.reasoning.splitter(opens_reasoning)
+
+    def _answer(self, pieces: list[ReasoningDelta | str]) -> list[GenerationEvent]:
+        """Thinking as it is; answer text through the tool parser."""
+        out: list[GenerationEvent] = []
+        for piece in pieces:
+            if isinstance(piece, ReasoningDelta):
+                out.append(piece)
+            else:
+                out.extend(self.parser.feed(piece))
+        return out
+
+    def _feed(self, delta: Delta) -> list[GenerationEvent]:
+        splitter = self.splitter
+        if splitter is None:
+            return self.parser.feed(delta.text)
+        was_thinking = splitter.thinking
+        pieces = splitter.feed(delta.text)
+        if was_thinking or splitter.thinking:  # the tokens of a delta that crossed a tag count as thinking
+            self.reasoning_tokens += delta.tokens
+        return self._answer(pieces)
+
+    @property
+    def reasoning_text(self) -> str:
+        return self.splitter.reasoning if self.splitter is not None else ""
+
+    def _close_parser(self) -> list[GenerationEvent]:
+        """Flush the splitter and the parser once (at the end, or when the client leaves)."""
         if self._closed:
             return []
         self._closed = True
-        return self.parser.finish()
+        held = self._answer(self.splitter.finish()) if self.splitter is not None else []
+        return [*held, *self.parser.finish()]
 
     async def start(self) -> None:
         """Wait until generation starts, so a failure before it gets a real HTTP status."""
@@ -119,6 +166,7 @@ class Generation:
                 elif isinstance(event, Started):
                     self.started = event
                     self.log.set(prompt_tokens=event.prompt_tokens, cached_tokens=event.cached_tokens)
+                    self._begin(event.opens_reasoning)
                     return
                 elif isinstance(event, Failed):
                     raise api_error_of(event.error)
@@ -136,7 +184,7 @@ class Generation:
         self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED, finish_reason="cancelled",
                      completion_tokens=self.events.generated, error="client disconnected")
         if "response" not in self.log.fields:
-            self.log.set(response=logged_message(self.parser.result()))
+            self.log.set(response=logged_message(self.parser.result(), self.reasoning_text))
         await self.log.write()
 
     def _finish(self, finished: Finished) -> Outcome:
@@ -152,17 +200,19 @@ class Generation:
             outcome=RequestLog.Outcome.CANCELLED if reason == "cancelled" else RequestLog.Outcome.OK,
             tool_calls=parsed.calls,
             tool_failures=parsed.failures,
-            response=logged_message(parsed),
+            response=logged_message(parsed, self.reasoning_text),
         )
-        return Outcome(parsed=parsed, finish_reason=reason, finished=finished)
+        return Outcome(parsed=parsed, finish_reason=reason, finished=finished,
+                       reasoning=self.reasoning_text, reasoning_tokens=self.reasoning_tokens)
 
-    async def outputs(self) -> AsyncIterator[StreamEvent | Outcome]:
-        """Content and tool-call events as the text comes, then the Outcome; the engine's
-        failure is raised as its APIError."""
+    async def outputs(self) -> AsyncIterator[GenerationEvent | Outcome]:
+        """Reasoning, content and tool-call events as the text comes, then the Outcome; the
+        engine's failure is raised as its APIError."""
+        self._begin(False)  # a caller that skipped start(): the prompt opened nothing we know of
         async for event in self.events:
             if isinstance(event, Delta):
                 self.log.mark_first_token()
-                for item in self.parser.feed(event.text):
+                for item in self._feed(event):
                     yield item
             elif isinstance(event, Finished):
                 for item in self._close_parser():

@@ -86,6 +86,11 @@ class AssistantMessageSerializer(serializers.Serializer):
     content = serializers.CharField(allow_null=True, allow_blank=True, trim_whitespace=False)
     refusal = serializers.CharField(allow_null=True)
     tool_calls = ToolCallSerializer(many=True, required=False, help_text="Only when the model called tools.")
+    reasoning_content = serializers.CharField(
+        required=False, trim_whitespace=False,
+        help_text="A thinking model's reasoning (models.yaml `reasoning`), never part of content.")
+    reasoning = serializers.CharField(required=False, trim_whitespace=False,
+                                      help_text="The same text, under the name newer clients read.")
 
 
 class ChoiceSerializer(serializers.Serializer):

@@ -19,6 +19,14 @@ MAX_MESSAGES = 10_000
 MAX_TOOLS = 128  # OpenAI's own limit
 SCHEMA_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 TOOL_CHOICES = ("none", "auto", "required")
+# The OpenAPI document's ReasoningEffort enum (null: the template's default).
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+# apply_chat_template's own arguments and what the server passes itself: not template variables.
+RESERVED_TEMPLATE_KWARGS = frozenset({
+    "conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt",
+    "continue_final_message", "tokenize", "padding", "truncation", "max_length", "return_tensors",
+    "return_dict", "return_assistant_tokens_mask", "tokenizer_kwargs", "processor_kwargs",
+})
 
 
 class ContentField(serializers.Field):
@@ -129,6 +137,15 @@ class ChatCompletionSerializer(serializers.Serializer):
     parallel_tool_calls = StrictBooleanField(required=False, allow_null=True)
     response_format = JSONObjectField(required=False, allow_null=True)
     user = StrictCharField(required=False, allow_blank=True)
+    reasoning_effort = serializers.ChoiceField(choices=REASONING_EFFORTS, required=False, allow_null=True)
+    # Extra chat template variables, as vLLM and llama.cpp's server take them (enable_thinking...).
+    chat_template_kwargs = JSONObjectField(required=False, allow_null=True)
+
+    def validate_chat_template_kwargs(self, value: dict | None) -> dict | None:
+        reserved = sorted(RESERVED_TEMPLATE_KWARGS & set(value or {}))
+        if reserved:
+            raise serializers.ValidationError(f"{', '.join(reserved)}: set by the server, not a template variable.")
+        return value
 
     def validate_logit_bias(self, value: dict | None) -> dict[int, float] | None:
         if value is None:

@@ -14,6 +14,7 @@ from registry.model_folder import context_length
 from registry.specs import ModelSpec
 
 from ..blas import load_fast_blas
+from ..reasoning import get_reasoning_format
 from ..runtime import get_engine
 from ..tools import ToolFormat, get_tool_format
 from .chat import ChatCall, build_chat_request
@@ -108,12 +109,13 @@ async def chat_completions(request: HttpRequest, log: CallLog) -> HttpResponse:
     # Reading models.yaml and looking for the model's files touch the disk: off the loop.
     spec, tool_format = await sync_to_async(servable_model, thread_sensitive=False)(data["model"], log)
     images = await load_request_images(spec, data["messages"], log)
-    chat_request = build_chat_request(data, tool_format=tool_format, images=images)
+    reasoning = get_reasoning_format(spec.reasoning)
+    chat_request = build_chat_request(data, tool_format=tool_format, images=images, reasoning=reasoning)
     call = ChatCall(
         log=log, spec=spec,
         events=get_engine().stream(spec, chat_request),
         include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
-        tools=chat_request.tools, tool_format=tool_format,
+        tools=chat_request.tools, tool_format=tool_format, reasoning=reasoning,
     )
     await call.start()
     if data.get("stream"):

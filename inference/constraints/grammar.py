@@ -5,6 +5,9 @@ in the model's own format, or either of the two.
     tool_choice "required" / a named function   -> start: calls   (the call is the answer)
     tools offered (auto) and a response_format  -> start: answer | calls
 
+A thinking model (models.yaml `reasoning`) may think first, freely: `start: thinking? (...)`,
+so what is constrained is the answer after the thinking block.
+
 The grammar is plain text, independent of any tokenizer; the backend that runs the model
 turns it into a token mask (inference/constraints/processor.py).
 """
@@ -18,6 +21,7 @@ from ..tools.base import function_of
 from .schemas import ConstraintError, check_schema, grammar_error, json_rule
 
 if TYPE_CHECKING:
+    from ..reasoning import ReasoningFormat
     from ..tools.base import ToolFormat
 
 ANY_OBJECT = {"type": "object"}
@@ -47,7 +51,7 @@ def forced_tools(tools: list[dict[str, Any]] | None, tool_choice: Any) -> list[t
 
 def build_grammar(
     *, response_format: dict[str, Any] | None, tools: list[dict[str, Any]] | None, tool_choice: Any,
-    parallel_tool_calls: bool, tool_format: ToolFormat,
+    parallel_tool_calls: bool, tool_format: ToolFormat, reasoning: ReasoningFormat | None = None,
 ) -> str | None:
     """The request's grammar (llguidance's serialized form), or None when nothing is forced.
 
@@ -75,6 +79,10 @@ def build_grammar(
             rules.insert(0, "start: answer")
     if not rules:
         return None
+    if reasoning is not None:
+        at = next(i for i, rule in enumerate(rules) if rule.startswith("start: "))
+        rules[at] = f"start: thinking? ({rules[at].removeprefix('start: ')})"
+        rules.append(reasoning.grammar())
     grammar = llguidance.LLMatcher.grammar_from_lark("\n".join(rules))
     error = grammar_error(grammar)
     if error:  # each schema compiled on its own; a combination that fails is still named

@@ -118,8 +118,12 @@ class Grammars:
                 self._compiled.popitem(last=False)
             return template.deep_copy()
 
-    def processor(self, grammar: str | None) -> GrammarLogitsProcessor | None:
-        """The request's logits processor, or None when its output is free."""
+    def processor(self, grammar: str | None, prefix: str = "") -> GrammarLogitsProcessor | None:
+        """The request's logits processor, or None when its output is free; `prefix` is text
+        the grammar takes as already written (a thinking block the prompt opened)."""
         if grammar is None:
             return None
-        return GrammarLogitsProcessor(self.matcher(grammar), self.tokenizer.vocab_size)
+        matcher = self.matcher(grammar)
+        if prefix and not matcher.consume_tokens(self.tokenizer.tokenize_str(prefix)):
+            raise ValueError(f"the grammar does not accept {prefix!r} first: {matcher.get_error()}")
+        return GrammarLogitsProcessor(matcher, self.tokenizer.vocab_size)

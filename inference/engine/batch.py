@@ -82,7 +82,7 @@ class Batch:
                 self.deferred = job
                 return
             self.layout = layout
-            sampling = self.batching.sampling(job.request.params)
+            sampling = self.batching.sampling(job.request.params, prepared.prompt)
             seq = Sequence(job, self.session, prepared, model.detokenizer(), model.end_tokens)
             (uid,) = self.gen.insert(
                 [prepared.prompt.tokens[prepared.cached:]], max_tokens=[prepared.max_tokens],

@@ -27,6 +27,7 @@ class Sequence:
         self.end_tokens = end_tokens
         self.stops = StopFilter(job.request.params.stop)
         self.tokens: list[int] = []
+        self.said = 0  # tokens whose text the Deltas so far carried
         self.admitted = time.perf_counter()
         self.first: float | None = None  # when its first token came
         self.last: float | None = None
@@ -37,7 +38,8 @@ class Sequence:
 
     def start(self) -> None:
         """Tell the client generation begins (the prompt is rendered and fits)."""
-        self.job.emit(Started(len(self.prepared.prompt.tokens), self.prepared.cached))
+        prompt = self.prepared.prompt
+        self.job.emit(Started(len(prompt.tokens), self.prepared.cached, prompt.opens_reasoning))
 
     def on_token(self, token: int) -> str | None:
         """One generated token; the finish reason when the sequence ends here: cancelled (the
@@ -89,4 +91,5 @@ class Sequence:
 
     def _say(self, text: str) -> None:
         if text:
-            self.job.emit(Delta(text))
+            self.job.emit(Delta(text, len(self.tokens) - self.said))
+            self.said = len(self.tokens)

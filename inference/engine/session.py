@@ -36,7 +36,8 @@ class Session:
     def prepare(self, request: ChatRequest) -> Prepared:
         """Render the prompt, check it fits, and find its cached prefix (or a fresh cache)."""
         model = self.model
-        prompt = model.render_prompt(request.messages, request.tools, request.images)
+        prompt = model.render_prompt(request.messages, request.tools, request.images,
+                                     request.template_kwargs)
         n_prompt = len(prompt.tokens)
         room = model.context_length - n_prompt
         max_tokens = request.params.max_tokens or min(self.default_max_tokens, room)

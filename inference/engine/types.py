@@ -36,6 +36,9 @@ class ChatRequest:
     # layer off the event loop, so the worker never waits on a URL).
     images: list[LoadedImage] = field(default_factory=list)
     count_only: bool = False  # render and count the prompt, generate nothing (token counting)
+    # Extra variables for the chat template (the request's chat_template_kwargs, e.g.
+    # enable_thinking, and its reasoning_effort).
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 # --- events, in the order a job emits them -------------------------------------------
@@ -54,11 +57,15 @@ class Started:
 
     prompt_tokens: int
     cached_tokens: int = 0  # prompt tokens whose KV state came from the prompt cache
+    opens_reasoning: bool = False  # the prompt ends inside the model's thinking block (reasoning.py)
 
 
 @dataclass(frozen=True)
 class Delta:
+    """New text, and how many generated tokens it took (those since the last Delta)."""
+
     text: str
+    tokens: int = 1
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from mlx_lm.generate import BatchGenerator
 from registry.model_folder import context_length
 from registry.specs import ModelSpec
 
+from ...reasoning import get_reasoning_format
 from ...tools import get_tool_format
 from ..types import ModelLoadError, SamplingParams
 
@@ -30,6 +31,13 @@ class Prompt:
     tokens: list[int]
     cache_key: tuple[str, ...] = ()  # e.g. image hashes: a different image never shares a prefix
     inputs: dict[str, Any] = field(default_factory=dict)  # backend-specific (pixel values, ...)
+    # What the template already wrote of the answer: the thinking block's open tag, when it
+    # ends the prompt (inference/reasoning.py); the grammar takes it as written.
+    opened: str = ""
+
+    @property
+    def opens_reasoning(self) -> bool:
+        return bool(self.opened)
 
 
 @dataclass(frozen=True)
@@ -58,8 +66,9 @@ class Batching(Protocol):
     def batch_generator(self, size: int) -> BatchGenerator:
         """mlx-lm's BatchGenerator over this model, for up to `size` sequences at once."""
 
-    def sampling(self, params: SamplingParams) -> Sampling:
-        """This request's sampler and logits processors (a fresh grammar state per call)."""
+    def sampling(self, params: SamplingParams, prompt: Prompt) -> Sampling:
+        """This request's sampler and logits processors (a fresh grammar state per call);
+        `prompt` says whether the grammar starts inside the thinking block."""
 
 
 class LoadedModel(Protocol):
@@ -70,9 +79,10 @@ class LoadedModel(Protocol):
     batching: Batching | None  # None: each request decodes alone
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
-                      images: Sequence[LoadedImage] = ()) -> Prompt:
+                      images: Sequence[LoadedImage] = (), template_kwargs: dict[str, Any] | None = None) -> Prompt:
         """An OpenAI message list through the tool format and the model's chat template;
-        `images` are the messages' image parts, decoded, in prompt order."""
+        `images` are the messages' image parts, decoded, in prompt order; `template_kwargs`
+        extra template variables (enable_thinking, reasoning_effort...)."""
 
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
         """Whether a KV cache of prompt.tokens[:start] can be continued (a vision model says
@@ -110,3 +120,9 @@ class MlxBackend:
         self.prefill_step = prefill_step
         self.full_kv_tokens = full_kv_tokens
         self.tool_format = get_tool_format(spec.tool_format)
+        self.reasoning = get_reasoning_format(spec.reasoning)
+
+    def opened_by(self, prompt_text: str) -> str:
+        """The thinking block's open tag when a rendered prompt leaves the model inside it."""
+        opened = self.reasoning is not None and self.reasoning.opens_in(prompt_text)
+        return self.reasoning.open_tag if opened else ""

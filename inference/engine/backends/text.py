@@ -53,9 +53,9 @@ class MlxLmRunner:
         self.end_tokens = end_tokens
         self.prefill_step = prefill_step
 
-    def sampling(self, params: SamplingParams) -> Sampling:
+    def sampling(self, params: SamplingParams, prompt: Prompt) -> Sampling:
         """This request's sampler and logits processors (a fresh grammar state per call)."""
-        return sampling_of(params, self.grammars.processor(params.grammar))
+        return sampling_of(params, self.grammars.processor(params.grammar, prefix=prompt.opened))
 
     def batch_generator(self, size: int) -> BatchGenerator:
         return BatchGenerator(
@@ -63,10 +63,12 @@ class MlxLmRunner:
             completion_batch_size=size, prefill_batch_size=size, prefill_step_size=self.prefill_step,
         )
 
-    def stream(self, tokens: list[int], cache: list[Any], params: SamplingParams,
+    def stream(self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams,
                max_tokens: int) -> Iterator[tuple[int, Any]]:
-        """mlx-lm's generate_step: `tokens` prefilled onto `cache` in chunks, then decoded."""
-        sampling = self.sampling(params)
+        """mlx-lm's generate_step: prompt.tokens[start:] prefilled onto `cache` in chunks, then
+        decoded."""
+        tokens = prompt.tokens[start:]
+        sampling = self.sampling(params, prompt)
         if params.seed is not None:
             mx.random.seed(params.seed)
         with wired_limit(self.model):
@@ -87,7 +89,7 @@ class TextModel(MlxBackend):
         self.batching: Batching | None = self.runner if mergeable(self.model) else None
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
-                      images: Sequence[Any] = ()) -> Prompt:
+                      images: Sequence[Any] = (), template_kwargs: dict[str, Any] | None = None) -> Prompt:
         """`images` is always empty: a text model refuses image parts (messages.text_of)."""
         template = getattr(self.tokenizer, "chat_template", None)
         template_messages, template_tools = prepare_prompt(
@@ -95,9 +97,10 @@ class TextModel(MlxBackend):
         )
         if template:
             text = self.tokenizer.apply_chat_template(
-                template_messages, tools=template_tools, add_generation_prompt=True, tokenize=False
+                template_messages, tools=template_tools, add_generation_prompt=True, tokenize=False,
+                **self.template_variables(template_kwargs),
             )
-            return Prompt(list(self.tokenizer.encode(text, add_special_tokens=False)))
+            return Prompt(list(self.tokenizer.encode(text, add_special_tokens=False)), opened=self.opened_by(text))
         # No template (a base model): a plain transcript the model can continue.
         text = "".join(f"{m['role']}: {m['content']}\n" for m in template_messages) + "assistant:"
         return Prompt(list(self.tokenizer.encode(text)))
@@ -116,4 +119,4 @@ class TextModel(MlxBackend):
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
     ) -> Iterator[tuple[int, Any]]:
         """Prefill what `cache` lacks in chunks, then decode token by token."""
-        return self.runner.stream(prompt.tokens[start:], cache, params, max_tokens)
+        return self.runner.stream(prompt, start, cache, params, max_tokens)

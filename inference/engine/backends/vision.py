@@ -78,7 +78,7 @@ class VisionModel(MlxBackend):
     # --- prompt -----------------------------------------------------------------------------
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
-                      images: Sequence[LoadedImage] = ()) -> Prompt:
+                      images: Sequence[LoadedImage] = (), template_kwargs: dict[str, Any] | None = None) -> Prompt:
         places = [where for where, _ in image_parts(messages)]
         if len(places) != len(images):
             raise ImagesNotPrepared(f"{len(places)} image parts came with {len(images)} decoded images "
@@ -88,13 +88,16 @@ class VisionModel(MlxBackend):
             self.tool_format, to_vision_messages(messages), tools, template
         )
         text = self.tokenizer.apply_chat_template(
-            template_messages, tools=template_tools, add_generation_prompt=True, tokenize=False
+            template_messages, tools=template_tools, add_generation_prompt=True, tokenize=False,
+            **(template_kwargs or {}),
         )
+        opened = self.opened_by(text)
         # Templates that write BOS themselves (Gemma's) must not get a second one.
         bos = self.tokenizer.bos_token
         add_special_tokens = not (bos and text.startswith(bos))
         if not images:
-            return Prompt(list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens)))
+            return Prompt(list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens)),
+                          opened=opened)
         try:
             inputs = self.processor(
                 text=[text], images=[image.image for image in images],
@@ -114,6 +117,7 @@ class VisionModel(MlxBackend):
                 "extra": {k: v for k, v in inputs.items() if k not in _TEXT_KEYS},
                 "last_media_position": positions[-1] if positions else -1,
             },
+            opened=opened,
         )
 
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
@@ -161,7 +165,7 @@ class VisionModel(MlxBackend):
         """Prefill what `cache` lacks (with the pixel values when the images are in it), then
         decode token by token; a text-only prompt on mlx-lm's class."""
         if self._text_only(prompt):
-            yield from self.runner.stream(prompt.tokens[start:], cache, params, max_tokens)
+            yield from self.runner.stream(prompt, start, cache, params, max_tokens)
             return
         from mlx_vlm.generate import generate_step, generation_stream, wired_limit
 
@@ -182,7 +186,7 @@ class VisionModel(MlxBackend):
             kwargs.update(self._positions_for_prefix(prompt))
         if params.seed is not None:
             mx.random.seed(params.seed)
-        sampling = sampling_of(params, self.grammars.processor(params.grammar))
+        sampling = sampling_of(params, self.grammars.processor(params.grammar, prefix=prompt.opened))
         with wired_limit(self.model, [generation_stream]):
             yield from generate_step(
                 mx.array([rest]), self.model, pixel_values, mask, max_tokens=max_tokens,

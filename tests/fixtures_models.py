@@ -18,7 +18,7 @@ from tests.tiny_ggufs import tiny_gguf
 MODEL_FIXTURES = frozenset({
     "smollm2_gguf", "smollm2_dir", "smollm2_bf16_dir", "smollm2_f32_dir", "gemma3_gguf", "gemma3_dir",
     "gemma3_bf16_dir", "tiny_ggufs",
-    "tiny_gemma3_dir", "tiny_qwen3_vl_dir",
+    "tiny_gemma3_dir", "tiny_qwen3_vl_dir", "tiny_qwen3_thinking_dirs",
 })
 
 
@@ -96,6 +96,34 @@ def tiny_gemma3_dir() -> Path:
 def tiny_qwen3_vl_dir() -> Path:
     """The random-weight Qwen3-VL fixture (SmolLM2's BPE plus Qwen's vision tokens)."""
     return _fixture("tiny-qwen3-vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_thinking_dirs(tiny_ggufs) -> dict[str, Path]:
+    """The tiny random-weight Qwen3 import with Qwen3's real chat templates: "qwen3" (the model
+    opens `<think>` itself; enable_thinking=False closes an empty block in the prompt) and
+    "qwen3-thinking" (the prompt opens the block, as the thinking-only releases and R1 distills)."""
+    import json
+    import shutil
+
+    from registry.fixtures.templates import QWEN3, QWEN3_THINKING
+
+    base = imported(tiny_ggufs("qwen3"))
+    folders = {}
+    for name, template in (("qwen3", QWEN3), ("qwen3-thinking", QWEN3_THINKING)):
+        folder = TEST_CACHE / "models" / f"tiny-{name}-template"
+        if not folder.exists():
+            building = folder.with_name(folder.name + ".building")
+            shutil.rmtree(building, ignore_errors=True)
+            shutil.copytree(base, building)
+            (building / "chat_template.jinja").unlink(missing_ok=True)
+            config_path = building / "tokenizer_config.json"
+            config = json.loads(config_path.read_text())
+            config["chat_template"] = template
+            config_path.write_text(json.dumps(config, indent=2))
+            building.rename(folder)
+        folders[name] = folder
+    return folders
 
 
 def smollm2_entries(main_dir: Path, bf16_dir: Path) -> list[dict]:

@@ -122,6 +122,15 @@ class MlxBackend:
         self.tool_format = get_tool_format(spec.tool_format)
         self.reasoning = get_reasoning_format(spec.reasoning)
 
+    def template_variables(self, template_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+        """The request's template variables; a model set up to think thinks unless the request
+        says otherwise (mlx-lm would pass enable_thinking=False to a vocabulary without
+        single `<think>` tokens)."""
+        variables = dict(template_kwargs or {})
+        if self.reasoning is not None:
+            variables.setdefault("enable_thinking", True)
+        return variables
+
     def opened_by(self, prompt_text: str) -> str:
         """The thinking block's open tag when a rendered prompt leaves the model inside it."""
         opened = self.reasoning is not None and self.reasoning.opens_in(prompt_text)

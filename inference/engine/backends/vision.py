@@ -89,7 +89,7 @@ class VisionModel(MlxBackend):
         )
         text = self.tokenizer.apply_chat_template(
             template_messages, tools=template_tools, add_generation_prompt=True, tokenize=False,
-            **(template_kwargs or {}),
+            **self.template_variables(template_kwargs),
         )
         opened = self.opened_by(text)
         # Templates that write BOS themselves (Gemma's) must not get a second one.

@@ -4,9 +4,11 @@ Every knob reads an ``MLX_SERVER_*`` environment variable with a safe local defa
 fresh clone runs with no configuration and a deployment changes behaviour without code.
 """
 import os
+import re
 import sys
 from pathlib import Path
 
+from corsheaders.defaults import default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from inference.blas import load_fast_blas
@@ -76,11 +78,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
+    "corsheaders",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "inference.middleware.request_log_middleware",
+    # Before the key check: a browser's preflight carries no key, and a refused request still
+    # needs the CORS headers for the page to read the 401.
+    "corsheaders.middleware.CorsMiddleware",
     # After the log middleware, so refused requests are logged too.
     "inference.auth.api_key_middleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -193,6 +199,32 @@ MLX_SERVER_BATCH_SIZE = env_int("MLX_SERVER_BATCH_SIZE", 1, minimum=1)
 MLX_SERVER_MODEL_TTL = env_int("MLX_SERVER_MODEL_TTL", 0)
 # When set, every /v1 call and /metrics need `Authorization: Bearer <key>`; /health stays open.
 MLX_SERVER_API_KEY = os.environ.get("MLX_SERVER_API_KEY", "")
+
+
+def cors_origins(name: str) -> list[str]:
+    """Comma-separated origins (`scheme://host[:port]`) or `*`; anything else stops the start."""
+    origins = [o.strip().rstrip("/") for o in os.environ.get(name, "").split(",") if o.strip()]
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/\s?#]+", origin):
+            raise ImproperlyConfigured(f"{name}: {origin!r} is not an origin (scheme://host[:port]) or *")
+    return origins
+
+
+# Browsers may call /v1 from these origins (CORS, django-cors-headers); none by default.
+MLX_SERVER_CORS_ORIGINS = cors_origins("MLX_SERVER_CORS_ORIGINS")
+CORS_URLS_REGEX = r"^/v1/.*$"
+CORS_ALLOW_ALL_ORIGINS = "*" in MLX_SERVER_CORS_ORIGINS
+CORS_ALLOWED_ORIGINS = [o for o in MLX_SERVER_CORS_ORIGINS if o != "*"]
+# What the OpenAI and Anthropic browser SDKs send besides the defaults (authorization, content-type...).
+CORS_ALLOW_HEADERS = (
+    *default_headers,
+    "x-api-key", "anthropic-version", "anthropic-beta", "anthropic-dangerous-direct-browser-access",
+    "openai-organization", "openai-project", "openai-beta", "x-stainless-arch", "x-stainless-lang",
+    "x-stainless-os", "x-stainless-package-version", "x-stainless-runtime", "x-stainless-runtime-version",
+    "x-stainless-retry-count", "x-stainless-timeout", "x-stainless-helper-method", "x-stainless-async",
+    "x-stainless-poll-helper", "x-stainless-custom-poll-interval",
+)
+CORS_EXPOSE_HEADERS = ["x-request-id", "retry-after"]
 # Request/response bodies longer than this are cut in the request log.
 MLX_SERVER_LOG_BODY_CHARS = env_int("MLX_SERVER_LOG_BODY_CHARS", 200_000)
 # Largest request body accepted, in bytes.

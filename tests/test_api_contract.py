@@ -58,4 +58,5 @@ def test_a_message_without_calls_has_no_tool_calls_key(client, schemas, scripted
         {"model": "qwen-like", "messages": [{"role": "user", "content": "hi"}]})).json()
     message = body["choices"][0]["message"]
     assert message == {"role": "assistant", "content": "Hi  there ", "refusal": None}
-    assert body["choices"][0]["logprobs"] is None and body["system_fingerprint"] is None
+    assert body["choices"][0]["logprobs"] is None
+    assert body["system_fingerprint"].startswith("fp_") and len(body["system_fingerprint"]) == 13

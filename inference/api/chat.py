@@ -1,8 +1,11 @@
 """Chat completions: validated request -> engine events -> OpenAI JSON or SSE chunks."""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from functools import cache
+from importlib.metadata import version
 from typing import Any, AsyncIterator, Iterable
 
 from registry.specs import ModelSpec
@@ -64,6 +67,14 @@ def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
     )
     return ChatRequest(messages=data["messages"], params=params, tools=tools, images=images or [],
                        template_kwargs=template_kwargs_of(data))
+
+
+@cache
+def system_fingerprint(spec: ModelSpec) -> str:
+    """OpenAI's `system_fingerprint` (a string, never null): what answers may differ by even at
+    a fixed seed, here the model entry and the MLX version, hashed (it changes when either does)."""
+    facts = f"{spec.id}|{spec.source}|{spec.backend}|mlx {version('mlx')}"
+    return "fp_" + hashlib.sha256(facts.encode()).hexdigest()[:10]
 
 
 def sse(data: dict[str, Any]) -> bytes:
@@ -128,7 +139,7 @@ class ChatCall:
                 "finish_reason": outcome.finish_reason,
             }],
             "usage": usage_of(outcome.finished, outcome.reasoning_tokens),
-            "system_fingerprint": None,
+            "system_fingerprint": system_fingerprint(self.spec),
         }).data
 
     def stream(self) -> AsyncIterator[bytes]:
@@ -142,7 +153,7 @@ class ChatCall:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.spec.id,
-            "system_fingerprint": None,
+            "system_fingerprint": system_fingerprint(self.spec),
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
         }
         if self.include_usage:

@@ -125,4 +125,4 @@ class ChatCompletionResponseSerializer(serializers.Serializer):
     model = serializers.CharField()
     choices = ChoiceSerializer(many=True)
     usage = UsageSerializer()
-    system_fingerprint = serializers.CharField(allow_null=True)
+    system_fingerprint = serializers.CharField(help_text="The model and the MLX it runs on, hashed.")

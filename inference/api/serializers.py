@@ -141,6 +141,9 @@ class ChatCompletionSerializer(serializers.Serializer):
     # Extra chat template variables, as vLLM and llama.cpp's server take them (enable_thinking...).
     chat_template_kwargs = JSONObjectField(required=False, allow_null=True)
 
+    def to_internal_value(self, data: Any) -> dict:
+        return super().to_internal_value(with_legacy_functions(data))
+
     def validate_chat_template_kwargs(self, value: dict | None) -> dict | None:
         reserved = sorted(RESERVED_TEMPLATE_KWARGS & set(value or {}))
         if reserved:
@@ -196,6 +199,26 @@ class ChatCompletionSerializer(serializers.Serializer):
         check_choice(attrs, choice["function"]["name"] if isinstance(choice, dict) else None,
                      {t["function"]["name"] for t in attrs.get("tools") or []})
         return attrs
+
+
+def with_legacy_functions(data: Any) -> Any:
+    """The deprecated `functions` / `function_call` as the `tools` / `tool_choice` they became
+    (validated as those); both forms at once is a 400."""
+    if not isinstance(data, dict) or ("functions" not in data and "function_call" not in data):
+        return data
+    data = dict(data)
+    functions, call = data.pop("functions", None), data.pop("function_call", None)
+    if functions is not None:
+        if data.get("tools") is not None:
+            raise serializers.ValidationError({"functions": "Send tools or functions, not both."})
+        data["tools"] = ([{"type": "function", "function": f} for f in functions]
+                         if isinstance(functions, list) else functions)
+    if call is not None:
+        if data.get("tool_choice") is not None:
+            raise serializers.ValidationError({"function_call": "Send tool_choice or function_call, not both."})
+        named = isinstance(call, dict) and set(call) == {"name"}
+        data["tool_choice"] = {"type": "function", "function": call} if named else call
+    return data
 
 
 def check_choice(attrs: dict, forced: str | None, tool_names: set[str]) -> None:

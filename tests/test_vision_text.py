@@ -41,7 +41,7 @@ def test_the_text_class_shares_the_arrays_and_agrees(vision):
     ours = dict(vision.text.model.parameters()["model"])
     theirs = dict(vision.model.language_model.parameters()["model"])
     assert ours["embed_tokens"]["weight"] is theirs["embed_tokens"]["weight"]  # no second copy
-    assert vision.text.max_logprob_gap < 0.25
+    assert vision.text.max_logprob_gap < 0.25 and vision.text.greedy_agreement == 1.0
 
 
 def test_text_only_greedy_tokens_match_mlx_vlm(vision):
@@ -57,11 +57,11 @@ def test_text_only_greedy_tokens_match_mlx_vlm(vision):
 
 
 def test_a_disagreeing_class_is_not_used(vision, monkeypatch):
-    """A class that picks other tokens than mlx-vlm's on the probe is refused at load."""
+    """A class whose log-probabilities stray from mlx-vlm's on the probe is refused at load."""
     import inference.engine.backends.vision_text as vision_text
 
     real = vision_text._probe
-    monkeypatch.setattr(vision_text, "_probe", lambda m, lm, v: (False, real(m, lm, v)[1]))
+    monkeypatch.setattr(vision_text, "_probe", lambda m, lm, v: (real(m, lm, v)[0] + 3.0, 1.0))
     refused = VisionModel(vision.spec, Path(vision.spec.source.location))
     assert refused.text is None and refused.batching is None
     prompt = refused.render_prompt(MESSAGES, None)

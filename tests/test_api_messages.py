@@ -12,6 +12,7 @@ import json
 import anthropic
 import pytest
 from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from inference.api.anthropic.errors import render_error
 from inference.api.errors import QueueFull
@@ -263,6 +264,7 @@ BAD_INPUTS = [
     ("max-tokens-string", {"max_tokens": "16", "messages": ASK}),
     ("no-messages", {"max_tokens": 16, "messages": []}),
     ("bad-role", {"max_tokens": 16, "messages": [{"role": "system", "content": "hi"}]}),
+    ("user-content-empty", {"max_tokens": 16, "messages": [{"role": "user", "content": []}]}),
     ("content-number", {"max_tokens": 16, "messages": [{"role": "user", "content": 5}]}),
     ("unknown-block", {"max_tokens": 16, "messages": [{"role": "user", "content": [{"type": "document"}]}]}),
     ("block-not-object", {"max_tokens": 16, "messages": [{"role": "user", "content": ["hi"]}]}),
@@ -338,3 +340,23 @@ def test_a_failure_mid_stream_is_an_error_event_without_message_stop(scripted, m
     assert_schema(events[-1][1], "anthropic/ErrorResponse")
     assert events[-1][1]["error"]["type"] == "api_error"
     assert RequestLog.objects.get().status_code == 500
+
+
+def metric(name: str, **labels) -> float:
+    text = Client().get("/metrics").content.decode()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_messages_are_metered_like_chat(scripted):
+    scripted(["Hel", "lo"])
+    ok = {"endpoint": MESSAGES_URL, "status": "200", "outcome": "ok"}
+    before = (metric("mlx_server_requests_total", **ok), metric("mlx_server_completion_tokens_total", model="plain"),
+              metric("mlx_server_prompt_tokens_total", model="plain"))
+    create(model="plain")
+    sdk(lambda c: c.messages.count_tokens(model="plain", messages=ASK))
+    assert metric("mlx_server_requests_total", **ok) == before[0] + 1
+    assert metric("mlx_server_completion_tokens_total", model="plain") == before[1] + 2
+    # the count generated nothing and prefilled nothing: only the message's prompt is counted
+    assert metric("mlx_server_prompt_tokens_total", model="plain") == before[2] + RequestLog.objects.get(endpoint=MESSAGES_URL).prompt_tokens
+    assert metric("mlx_server_requests_total", endpoint=f"{MESSAGES_URL}/count_tokens", status="200") >= 1

@@ -68,7 +68,11 @@ def test_openapi_document_describes_the_v1_api(client):
     schema = json.loads(response.content)
     assert schema["openapi"].startswith("3.")
     assert set(schema["paths"]) == {"/v1/chat/completions", "/v1/models", "/v1/models/{model}", "/v1/responses",
-                                    "/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items"}
+                                    "/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items",
+                                    "/v1/messages", "/v1/messages/count_tokens"}
+    messages = schema["components"]["schemas"]["MessageCreateParams"]
+    assert set(messages["required"]) == {"model", "messages", "max_tokens"}
+    assert messages["properties"]["temperature"]["maximum"] == 1.0
     chat = schema["paths"]["/v1/chat/completions"]["post"]
     assert {"200", "400", "401", "404", "429", "503"} <= set(chat["responses"])
     request = schema["components"]["schemas"]["ChatCompletion"]

@@ -20,6 +20,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.views import APIView
 
+from .anthropic import schema as anthropic_schema
 from .responses import ChatCompletionResponseSerializer, ModelListSerializer, ModelSerializer
 from .responses_api.objects import DeletedResponseSerializer, InputItemListSerializer, ResponseObjectSerializer
 from .responses_api.serializers import CreateResponseSerializer
@@ -111,6 +112,7 @@ ASYNC_ENDPOINTS = [
     ("/v1/responses/{response_id}", r"^v1/responses/(?P<response_id>[^/]+)$", "DELETE", ResponseDetailSchema),
     ("/v1/responses/{response_id}/input_items", r"^v1/responses/(?P<response_id>[^/]+)/input_items$", "GET",
      ResponseInputItemsSchema),
+    *anthropic_schema.ENDPOINTS,
 ]
 
 

@@ -109,12 +109,14 @@ class SystemField(ContentField):
         return data
 
 
-class MessageSerializer(serializers.Serializer):
+class MessageParamSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=tuple(BLOCKS_OF))
     content = ContentField()
 
     def validate(self, attrs: dict) -> dict:
         content = attrs["content"]
+        if content == [] and attrs["role"] == "user":  # it would leave nothing to prompt with
+            raise serializers.ValidationError({"content": "A user message needs at least one content block."})
         if isinstance(content, list):
             for j, block in enumerate(content):
                 try:
@@ -124,7 +126,7 @@ class MessageSerializer(serializers.Serializer):
         return attrs
 
 
-class ToolSerializer(serializers.Serializer):
+class ToolParamSerializer(serializers.Serializer):
     """A client tool; Anthropic's server tools (web search, code execution...) run on
     Anthropic's side and have no equivalent here."""
 
@@ -147,7 +149,7 @@ class ToolSerializer(serializers.Serializer):
         return value
 
 
-class ToolChoiceSerializer(serializers.Serializer):
+class ToolChoiceParamSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=("auto", "any", "tool", "none"))
     name = StrictCharField(required=False)
     disable_parallel_tool_use = StrictBooleanField(required=False)
@@ -158,7 +160,7 @@ class ToolChoiceSerializer(serializers.Serializer):
         return attrs
 
 
-class ThinkingSerializer(serializers.Serializer):
+class ThinkingParamSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=("enabled", "disabled", "adaptive"))
     budget_tokens = StrictIntegerField(required=False, min_value=1024, max_value=INT64)
 
@@ -168,19 +170,19 @@ class ThinkingSerializer(serializers.Serializer):
         return attrs
 
 
-class MetadataSerializer(serializers.Serializer):
+class MetadataParamSerializer(serializers.Serializer):
     user_id = StrictCharField(required=False, allow_null=True, allow_blank=True)
 
 
-class CountTokensSerializer(serializers.Serializer):
+class MessageCountTokensParamsSerializer(serializers.Serializer):
     """What POST /v1/messages/count_tokens takes: the prompt side of a message request."""
 
     model = StrictCharField(max_length=512)
-    messages = MessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
+    messages = MessageParamSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
     system = SystemField(required=False, allow_null=True)
-    tools = ToolSerializer(many=True, required=False, allow_null=True, max_length=MAX_TOOLS)
-    tool_choice = ToolChoiceSerializer(required=False, allow_null=True)
-    thinking = ThinkingSerializer(required=False, allow_null=True)
+    tools = ToolParamSerializer(many=True, required=False, allow_null=True, max_length=MAX_TOOLS)
+    tool_choice = ToolChoiceParamSerializer(required=False, allow_null=True)
+    thinking = ThinkingParamSerializer(required=False, allow_null=True)
 
     def validate(self, attrs: dict) -> dict:
         check_conversation(attrs["messages"])
@@ -206,7 +208,7 @@ def check_conversation(messages: list[dict]) -> None:
         previous = {b["id"] for b in blocks if b["type"] == "tool_use"}
 
 
-class MessagesSerializer(CountTokensSerializer):
+class MessageCreateParamsSerializer(MessageCountTokensParamsSerializer):
     """What POST /v1/messages takes."""
 
     max_tokens = StrictIntegerField(min_value=1, max_value=INT64)
@@ -215,7 +217,7 @@ class MessagesSerializer(CountTokensSerializer):
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     top_k = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=INT64)
-    metadata = MetadataSerializer(required=False, allow_null=True)
+    metadata = MetadataParamSerializer(required=False, allow_null=True)
     stream = StrictBooleanField(required=False, allow_null=True, default=False)
 
     def validate(self, attrs: dict) -> dict:

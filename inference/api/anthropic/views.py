@@ -18,7 +18,7 @@ from ..views import servable_model
 from .convert import chat_data
 from .errors import render_error
 from .messages import MessageCall
-from .serializers import CountTokensSerializer, MessagesSerializer
+from .serializers import MessageCountTokensParamsSerializer, MessageCreateParamsSerializer
 
 
 async def engine_request(request: HttpRequest, log: CallLog, serializer_class: type):
@@ -31,7 +31,7 @@ async def engine_request(request: HttpRequest, log: CallLog, serializer_class: t
 
 @endpoint("msg_", render_error=render_error)  # the message's id is the row's
 async def messages(request: HttpRequest, log: CallLog) -> HttpResponse:
-    spec, tool_format, data, chat_request = await engine_request(request, log, MessagesSerializer)
+    spec, tool_format, data, chat_request = await engine_request(request, log, MessageCreateParamsSerializer)
     call = MessageCall(log=log, spec=spec, events=get_engine().stream(spec, chat_request),
                        tools=chat_request.tools, tool_format=tool_format)
     await call.start()
@@ -44,11 +44,12 @@ async def messages(request: HttpRequest, log: CallLog) -> HttpResponse:
 async def count_tokens(request: HttpRequest, log: CallLog) -> HttpResponse:
     """The prompt's tokens as the model's template and tool format render it: a job in the
     engine's queue that renders and generates nothing (the model loads if it must)."""
-    spec, tool_format, data, chat_request = await engine_request(request, log, CountTokensSerializer)
+    spec, tool_format, data, chat_request = await engine_request(request, log, MessageCountTokensParamsSerializer)
     generation = Generation.of(log=log, events=get_engine().stream(spec, replace(chat_request, count_only=True)),
                                tools=None, tool_format=tool_format)
     await generation.start()
     outcome = await generation.whole()
     body = {"input_tokens": outcome.finished.prompt_tokens}
-    log.set(response=body)
+    # Nothing was prefilled: the row's token counts (and the metrics made from them) stay empty.
+    log.set(response=body, prompt_tokens=None, cached_tokens=None)
     return json_response(body, log)

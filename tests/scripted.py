@@ -31,6 +31,15 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def scripted_logprobs(i: int, pieces: int):
+    """A log-softmax over the script's tokens (ids below FIRST_TOKEN impossible) in which piece
+    i, the one the script takes, is the likeliest by a margin and the others follow in order."""
+    import mlx.core as mx
+
+    scores = mx.concatenate([mx.full((FIRST_TOKEN,), -mx.inf), -mx.abs(mx.arange(pieces) - i).astype(mx.float32)])
+    return scores - mx.logsumexp(scores)
+
+
 @dataclass
 class ScriptedCache:
     """Counts the tokens it holds, as mlx-lm's KVCache.offset does."""
@@ -93,13 +102,16 @@ class ScriptedModel:
     def detokenizer(self) -> ScriptedDetokenizer:
         return ScriptedDetokenizer(self.pieces)
 
+    def decode_token(self, token: int) -> str:
+        return self.pieces[token - FIRST_TOKEN]
+
     def token_stream(self, prompt: Prompt, start: int, cache, params: SamplingParams, max_tokens: int):
         cache[0].offset += len(prompt.tokens) - start
         for i in range(min(len(self.pieces), max_tokens)):
             time.sleep(self.delay)
             self.generated_steps += 1
             cache[0].offset += 1
-            yield FIRST_TOKEN + i, None
+            yield FIRST_TOKEN + i, scripted_logprobs(i, len(self.pieces)) if params.logprobs is not None else None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from registry.specs import ModelSpec
 
 from ..constraints import ConstraintError, build_grammar
 from ..engine import ChatRequest, Finished, JobStream, SamplingParams
+from ..engine.logprobs import TokenLogprob
 from ..images import LoadedImage
 from ..reasoning import ReasoningDelta, ReasoningFormat
 from ..tools import ContentDelta, ToolCallDelta, ToolFormat
@@ -64,6 +65,7 @@ def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
         frequency_penalty=data.get("frequency_penalty") or 0.0,
         logit_bias=data.get("logit_bias") or {},
         grammar=grammar,
+        logprobs=(data.get("top_logprobs") or 0) if data.get("logprobs") else None,
     )
     return ChatRequest(messages=data["messages"], params=params, tools=tools, images=images or [],
                        template_kwargs=template_kwargs_of(data))
@@ -110,14 +112,27 @@ def message_of(outcome: Outcome) -> dict[str, Any]:
     return message
 
 
+def logprob_entry(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+
+def logprobs_of(entries: Iterable[TokenLogprob]) -> dict[str, Any]:
+    """OpenAI's `choices[i].logprobs`: every generated token's, with its `top_logprobs`."""
+    return {"content": [{**logprob_entry(e.token, e.logprob),
+                         "top_logprobs": [logprob_entry(t, lp) for t, lp in e.top]} for e in entries],
+            "refusal": None}
+
+
 class ChatCall:
     """One chat completion in flight: the OpenAI shapes of a Generation, whole or as
     `chat.completion.chunk` frames (this class is the chat dialect's StreamEncoder)."""
 
     def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, include_usage: bool,
-                 tools: list[dict] | None, tool_format: ToolFormat, reasoning: ReasoningFormat | None = None):
+                 tools: list[dict] | None, tool_format: ToolFormat, reasoning: ReasoningFormat | None = None,
+                 logprobs: bool = False):
         self.spec = spec
         self.include_usage = include_usage
+        self.logprobs = logprobs
         self.created = int(time.time())
         self.generation = Generation.of(log=log, events=events, tools=tools, tool_format=tool_format,
                                         reasoning=reasoning)
@@ -135,7 +150,8 @@ class ChatCall:
             "created": self.created,
             "model": self.spec.id,
             "choices": [{
-                "index": 0, "message": message_of(outcome), "logprobs": None,
+                "index": 0, "message": message_of(outcome),
+                "logprobs": logprobs_of(outcome.logprobs) if self.logprobs else None,
                 "finish_reason": outcome.finish_reason,
             }],
             "usage": usage_of(outcome.finished, outcome.reasoning_tokens),
@@ -147,14 +163,17 @@ class ChatCall:
         usage, [DONE]."""
         return self.generation.stream(self)
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None, *,
+               scored: bool = False) -> dict[str, Any]:
+        """`scored`: this frame carries the log probabilities of the tokens not yet sent."""
+        logprobs = logprobs_of(self.generation.take_logprobs()) if scored and self.logprobs else None
         chunk = {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.spec.id,
             "system_fingerprint": system_fingerprint(self.spec),
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}],
         }
         if self.include_usage:
             chunk["usage"] = None
@@ -167,17 +186,17 @@ class ChatCall:
 
     def event(self, event: GenerationEvent) -> Iterable[bytes]:
         if isinstance(event, ReasoningDelta):
-            yield sse(self._chunk({"reasoning_content": event.text, "reasoning": event.text}))
+            yield sse(self._chunk({"reasoning_content": event.text, "reasoning": event.text}, scored=True))
         elif isinstance(event, ContentDelta):
-            yield sse(self._chunk({"content": event.text}))
+            yield sse(self._chunk({"content": event.text}, scored=True))
         else:
-            yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}))
+            yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}, scored=True))
 
     async def settle(self, outcome: Outcome) -> None:
         """Nothing to do before the end: a chat completion is not kept."""
 
     def closing(self, outcome: Outcome) -> Iterable[bytes]:
-        yield sse(self._chunk({}, outcome.finish_reason))
+        yield sse(self._chunk({}, outcome.finish_reason, scored=True))
         if self.include_usage:
             yield sse({**self._chunk({}), "choices": [], "usage": usage_of(outcome.finished, outcome.reasoning_tokens)})
 

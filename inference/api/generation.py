@@ -18,6 +18,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable, Protocol
 
+from ..engine.logprobs import TokenLogprob
 from ..engine import (
     ContextLengthExceeded, Delta, EngineError, Failed, Finished, ImagesNotPrepared, JobStream, Loading,
     ModelLoadError, QueueFull, Started, UnsupportedContent,
@@ -74,6 +75,7 @@ class Outcome:
     finished: Finished
     reasoning: str = ""
     reasoning_tokens: int = 0
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 class StreamEncoder(Protocol):
@@ -111,6 +113,8 @@ class Generation:
         self.reasoning = reasoning
         self.splitter: ReasoningSplitter | None = None  # made at the start: the prompt says how
         self.reasoning_tokens = 0
+        self.logprobs: list[TokenLogprob] = []  # every token's, when the request asked
+        self._unsent = 0  # how many of them no frame has carried yet (take_logprobs)
         self._closed = False
 
     @classmethod
@@ -135,7 +139,15 @@ class Generation:
                 out.extend(self.parser.feed(piece))
         return out
 
+    def take_logprobs(self) -> list[TokenLogprob]:
+        """The log probabilities of the tokens since the last call: a streamed frame carries
+        those of the text it writes (and of any held back before it)."""
+        taken = self.logprobs[self._unsent:]
+        self._unsent = len(self.logprobs)
+        return taken
+
     def _feed(self, delta: Delta) -> list[GenerationEvent]:
+        self.logprobs.extend(delta.logprobs)
         splitter = self.splitter
         if splitter is None:
             return self.parser.feed(delta.text)
@@ -203,7 +215,8 @@ class Generation:
             response=logged_message(parsed, self.reasoning_text),
         )
         return Outcome(parsed=parsed, finish_reason=reason, finished=finished,
-                       reasoning=self.reasoning_text, reasoning_tokens=self.reasoning_tokens)
+                       reasoning=self.reasoning_text, reasoning_tokens=self.reasoning_tokens,
+                       logprobs=tuple(self.logprobs))
 
     async def outputs(self) -> AsyncIterator[GenerationEvent | Outcome]:
         """Reasoning, content and tool-call events as the text comes, then the Outcome; the

@@ -96,7 +96,8 @@ class AssistantMessageSerializer(serializers.Serializer):
 class ChoiceSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     message = AssistantMessageSerializer()
-    logprobs = serializers.JSONField(allow_null=True, help_text="Always null: not supported yet.")
+    logprobs = serializers.JSONField(
+        allow_null=True, help_text="With logprobs: true, {content: [{token, logprob, bytes, top_logprobs}], refusal}.")
     finish_reason = serializers.CharField(help_text="stop, length, tool_calls or cancelled.")
 
 

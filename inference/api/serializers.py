@@ -137,6 +137,8 @@ class ChatCompletionSerializer(serializers.Serializer):
     parallel_tool_calls = StrictBooleanField(required=False, allow_null=True)
     response_format = JSONObjectField(required=False, allow_null=True)
     user = StrictCharField(required=False, allow_blank=True)
+    logprobs = StrictBooleanField(required=False, allow_null=True)
+    top_logprobs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=20)
     reasoning_effort = serializers.ChoiceField(choices=REASONING_EFFORTS, required=False, allow_null=True)
     # Extra chat template variables, as vLLM and llama.cpp's server take them (enable_thinking...).
     chat_template_kwargs = JSONObjectField(required=False, allow_null=True)
@@ -195,6 +197,8 @@ class ChatCompletionSerializer(serializers.Serializer):
         )
 
     def validate(self, attrs: dict) -> dict:
+        if attrs.get("top_logprobs") is not None and not attrs.get("logprobs"):
+            raise serializers.ValidationError({"top_logprobs": "Needs logprobs: true."})
         choice = attrs.get("tool_choice")
         check_choice(attrs, choice["function"]["name"] if isinstance(choice, dict) else None,
                      {t["function"]["name"] for t in attrs.get("tools") or []})

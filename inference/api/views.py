@@ -116,6 +116,7 @@ async def chat_completions(request: HttpRequest, log: CallLog) -> HttpResponse:
         events=get_engine().stream(spec, chat_request),
         include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
         tools=chat_request.tools, tool_format=tool_format, reasoning=reasoning,
+        logprobs=chat_request.params.logprobs is not None,
     )
     await call.start()
     if data.get("stream"):

@@ -109,7 +109,7 @@ class Batch:
                 continue  # dealt with below
             # The generator's own verdict (end token, max_tokens) agrees with the sequence's;
             # only a stop string or a cancel ends one the generator still holds.
-            finish = seq.on_token(r.token) or r.finish_reason
+            finish = seq.on_token(r.token, r.logprobs) or r.finish_reason
             if finish and r.finish_reason:
                 self._finish(r.uid, finish, r.prompt_cache)
             elif finish:

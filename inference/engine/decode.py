@@ -19,8 +19,8 @@ def run_alone(session: Session, job: Job) -> None:
     stream = model.token_stream(prepared.prompt, prepared.cached, prepared.cache, job.request.params,
                                 prepared.max_tokens)
     try:
-        for token, _logprobs in stream:
-            finish = sequence.on_token(int(token))
+        for token, logprobs in stream:
+            finish = sequence.on_token(int(token), logprobs)
             if finish:
                 break
         else:

@@ -8,9 +8,10 @@ finalized. Stop strings are held back until they are known not to be one (stops.
 from __future__ import annotations
 
 import time
-from typing import Container
+from typing import Any, Container
 
 from .backends import Detokenizer
+from .logprobs import Scorer, TokenLogprob
 from .scheduler import Job
 from .session import Prepared, Session
 from .stops import StopFilter
@@ -28,6 +29,10 @@ class Sequence:
         self.stops = StopFilter(job.request.params.stop)
         self.tokens: list[int] = []
         self.said = 0  # tokens whose text the Deltas so far carried
+        params = job.request.params
+        self.scorer = (Scorer(session.model.decode_token, params.temperature, params.logprobs)
+                       if params.logprobs is not None else None)
+        self.scored: list[TokenLogprob] = []  # since the last Delta
         self.admitted = time.perf_counter()
         self.first: float | None = None  # when its first token came
         self.last: float | None = None
@@ -41,8 +46,8 @@ class Sequence:
         prompt = self.prepared.prompt
         self.job.emit(Started(len(prompt.tokens), self.prepared.cached, prompt.opens_reasoning))
 
-    def on_token(self, token: int) -> str | None:
-        """One generated token; the finish reason when the sequence ends here: cancelled (the
+    def on_token(self, token: int, logprobs: Any = None) -> str | None:
+        """One generated token (and the log-softmax it was sampled from); the finish reason when the sequence ends here: cancelled (the
         client left; this token is dropped), stop (an end token or a stop string), length
         (max_tokens); None to go on."""
         if self.job.cancelled.is_set():
@@ -54,6 +59,8 @@ class Sequence:
         self.tokens.append(token)
         self.job.generated = len(self.tokens)
         finish = None
+        if self.scorer is not None and logprobs is not None and token not in self.end_tokens:
+            self.scored.append(self.scorer(token, logprobs))
         if token in self.end_tokens:
             self.detokenizer.finalize()
             finish = "stop"
@@ -91,5 +98,6 @@ class Sequence:
 
     def _say(self, text: str) -> None:
         if text:
-            self.job.emit(Delta(text, len(self.tokens) - self.said))
+            self.job.emit(Delta(text, len(self.tokens) - self.said, tuple(self.scored)))
             self.said = len(self.tokens)
+            self.scored = []

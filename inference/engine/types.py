@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..images import LoadedImage
+    from .logprobs import TokenLogprob
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     logit_bias: dict[int, float] = field(default_factory=dict)
     grammar: str | None = None  # llguidance grammar the output must follow (inference/constraints)
+    logprobs: int | None = None  # None: none; n >= 0: each token's log probability and its n best rivals
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,12 @@ class Started:
 
 @dataclass(frozen=True)
 class Delta:
-    """New text, and how many generated tokens it took (those since the last Delta)."""
+    """New text, and how many generated tokens it took (those since the last Delta), with
+    their log probabilities when the request asked (engine/logprobs.py)."""
 
     text: str
     tokens: int = 1
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,9 @@ class LoadedModel(Protocol):
     def detokenizer(self) -> Detokenizer:
         """A streaming detokenizer for one request's tokens."""
 
+    def decode_token(self, token: int) -> str:
+        """One token's text on its own (for log probabilities)."""
+
     def token_stream(
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
     ) -> Iterator[tuple[int, Any]]:
@@ -121,6 +124,9 @@ class MlxBackend:
         self.full_kv_tokens = full_kv_tokens
         self.tool_format = get_tool_format(spec.tool_format)
         self.reasoning = get_reasoning_format(spec.reasoning)
+
+    def decode_token(self, token: int) -> str:
+        return self.tokenizer.decode([token])
 
     def template_variables(self, template_kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """The request's template variables; a model set up to think thinks unless the request

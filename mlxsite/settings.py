@@ -225,6 +225,8 @@ CORS_ALLOW_HEADERS = (
     "x-stainless-poll-helper", "x-stainless-custom-poll-interval",
 )
 CORS_EXPOSE_HEADERS = ["x-request-id", "retry-after"]
+# The most choices (`n`) one chat completion may ask for; more is a 400.
+MLX_SERVER_MAX_CHOICES = env_int("MLX_SERVER_MAX_CHOICES", 8, minimum=1)
 # Request/response bodies longer than this are cut in the request log.
 MLX_SERVER_LOG_BODY_CHARS = env_int("MLX_SERVER_LOG_BODY_CHARS", 200_000)
 # Largest request body accepted, in bytes.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import replace
 from functools import cache
 from importlib.metadata import version
 from typing import Any, AsyncIterator, Iterable
@@ -17,11 +18,20 @@ from ..images import LoadedImage
 from ..reasoning import ReasoningDelta, ReasoningFormat
 from ..tools import ContentDelta, ToolCallDelta, ToolFormat
 from .errors import APIError, InvalidRequest, body_of
-from .generation import Generation, GenerationEvent, Outcome, logged_message
+from .generation import Choice, Choices, Generation, GenerationEvent, Outcome, logged_message
 from .logs import CallLog
 from .responses import ChatCompletionResponseSerializer
 
 SSE_DONE = b"data: [DONE]\n\n"
+
+
+def choice_requests(request: ChatRequest, n: int) -> list[ChatRequest]:
+    """One engine request per choice; with a seed, choice i samples with seed + i (distinct
+    choices, each reproducible)."""
+    seed = request.params.seed
+    if n == 1 or seed is None:
+        return [request] * n
+    return [replace(request, params=replace(request.params, seed=seed + i)) for i in range(n)]
 
 
 def template_kwargs_of(data: dict[str, Any]) -> dict[str, Any]:
@@ -127,15 +137,17 @@ class ChatCall:
     """One chat completion in flight: the OpenAI shapes of a Generation, whole or as
     `chat.completion.chunk` frames (this class is the chat dialect's StreamEncoder)."""
 
-    def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, include_usage: bool,
+    def __init__(self, *, log: CallLog, spec: ModelSpec, events: list[JobStream], include_usage: bool,
                  tools: list[dict] | None, tool_format: ToolFormat, reasoning: ReasoningFormat | None = None,
                  logprobs: bool = False):
+        """`events`: one job's per choice (n)."""
         self.spec = spec
         self.include_usage = include_usage
         self.logprobs = logprobs
         self.created = int(time.time())
-        self.generation = Generation.of(log=log, events=events, tools=tools, tool_format=tool_format,
-                                        reasoning=reasoning)
+        shared = {"tools": tools, "tool_format": tool_format, "reasoning": reasoning}
+        self.generation = (Generation.of(log=log, events=events[0], **shared) if len(events) == 1
+                           else Choices.of(log=log, streams=events, **shared))
         self.id = log.request_id
 
     async def start(self) -> None:
@@ -150,10 +162,10 @@ class ChatCall:
             "created": self.created,
             "model": self.spec.id,
             "choices": [{
-                "index": 0, "message": message_of(outcome),
-                "logprobs": logprobs_of(outcome.logprobs) if self.logprobs else None,
-                "finish_reason": outcome.finish_reason,
-            }],
+                "index": index, "message": message_of(choice),
+                "logprobs": logprobs_of(choice.logprobs) if self.logprobs else None,
+                "finish_reason": choice.finish_reason,
+            } for index, choice in enumerate(outcome.choices or (outcome,))],
             "usage": usage_of(outcome.finished, outcome.reasoning_tokens),
             "system_fingerprint": system_fingerprint(self.spec),
         }).data
@@ -164,16 +176,17 @@ class ChatCall:
         return self.generation.stream(self)
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None, *,
-               scored: bool = False) -> dict[str, Any]:
-        """`scored`: this frame carries the log probabilities of the tokens not yet sent."""
-        logprobs = logprobs_of(self.generation.take_logprobs()) if scored and self.logprobs else None
+               scored: bool = False, index: int = 0) -> dict[str, Any]:
+        """`scored`: this frame carries the log probabilities of choice `index`'s tokens not yet sent."""
+        generation = self.generation.generations[index] if isinstance(self.generation, Choices) else self.generation
+        logprobs = logprobs_of(generation.take_logprobs()) if scored and self.logprobs else None
         chunk = {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.spec.id,
             "system_fingerprint": system_fingerprint(self.spec),
-            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}],
+            "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}],
         }
         if self.include_usage:
             chunk["usage"] = None
@@ -182,21 +195,30 @@ class ChatCall:
     # --- StreamEncoder ---------------------------------------------------------------------
 
     def opening(self) -> Iterable[bytes]:
-        yield sse(self._chunk({"role": "assistant", "content": ""}))
+        choices = len(self.generation.generations) if isinstance(self.generation, Choices) else 1
+        for index in range(choices):
+            yield sse(self._chunk({"role": "assistant", "content": ""}, index=index))
 
-    def event(self, event: GenerationEvent) -> Iterable[bytes]:
-        if isinstance(event, ReasoningDelta):
-            yield sse(self._chunk({"reasoning_content": event.text, "reasoning": event.text}, scored=True))
+    def event(self, event: GenerationEvent | Choice, index: int = 0) -> Iterable[bytes]:
+        if isinstance(event, Choice):  # n > 1: each choice ends with its own finish chunk
+            if isinstance(event.item, Outcome):
+                yield sse(self._chunk({}, event.item.finish_reason, scored=True, index=event.index))
+            else:
+                yield from self.event(event.item, event.index)
+        elif isinstance(event, ReasoningDelta):
+            yield sse(self._chunk({"reasoning_content": event.text, "reasoning": event.text}, scored=True,
+                                  index=index))
         elif isinstance(event, ContentDelta):
-            yield sse(self._chunk({"content": event.text}, scored=True))
+            yield sse(self._chunk({"content": event.text}, scored=True, index=index))
         else:
-            yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}, scored=True))
+            yield sse(self._chunk({"tool_calls": [tool_call_delta(event)]}, scored=True, index=index))
 
     async def settle(self, outcome: Outcome) -> None:
         """Nothing to do before the end: a chat completion is not kept."""
 
     def closing(self, outcome: Outcome) -> Iterable[bytes]:
-        yield sse(self._chunk({}, outcome.finish_reason, scored=True))
+        if not outcome.choices:  # n > 1: the choices' finish chunks are written
+            yield sse(self._chunk({}, outcome.finish_reason, scored=True))
         if self.include_usage:
             yield sse({**self._chunk({}), "choices": [], "usage": usage_of(outcome.finished, outcome.reasoning_tokens)})
 

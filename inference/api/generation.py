@@ -15,7 +15,7 @@ A dialect writes a `StreamEncoder` (its frames) and calls `Generation.whole()` o
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Iterable, Protocol
 
 from ..engine.logprobs import TokenLogprob
@@ -76,6 +76,7 @@ class Outcome:
     reasoning: str = ""
     reasoning_tokens: int = 0
     logprobs: tuple[TokenLogprob, ...] = ()
+    choices: tuple[Outcome, ...] = ()  # n > 1 (Choices): each choice's own; the fields above are the first's
 
 
 class StreamEncoder(Protocol):
@@ -281,3 +282,63 @@ class Generation:
             await self.events.aclose()
             if not self.log.written:  # the client left before the end
                 await self.log_cancelled()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An event or the Outcome of choice `index` of several (n > 1), for the encoder to write
+    under that index."""
+
+    index: int
+    item: GenerationEvent | Outcome
+
+
+class JobStreams:
+    """Several jobs' event streams, closed together."""
+
+    def __init__(self, streams: list[JobStream]):
+        self.streams = streams
+
+    @property
+    def generated(self) -> int:
+        return sum(stream.generated for stream in self.streams)
+
+    async def aclose(self) -> None:
+        for stream in self.streams:
+            await stream.aclose()
+
+
+class Choices(Generation):
+    """n answers to one request, one engine job each: the engine decodes them together where
+    the backend batches, else one after another. Their events come choice after choice (each
+    as a `Choice`), then one Outcome whose counts are summed (the prompt counted once), in one
+    log row: the first choice's answer, every choice's tokens."""
+
+    def __init__(self, generations: list[Generation]):
+        first = generations[0]
+        super().__init__(log=first.log, events=JobStreams([g.events for g in generations]), parser=first.parser)
+        self.generations = generations
+
+    @classmethod
+    def of(cls, *, log: CallLog, streams: list[JobStream], **kwargs: Any) -> Choices:
+        """A Generation per stream; choices after the first keep their fields in a row that is
+        never written."""
+        return cls([Generation.of(log=log if i == 0 else CallLog(log.request, log.request_id),
+                                  events=events, **kwargs) for i, events in enumerate(streams)])
+
+    async def start(self) -> None:
+        for generation in self.generations:
+            await generation.start()
+
+    async def outputs(self) -> AsyncIterator[Choice | Outcome]:
+        outcomes: list[Outcome] = []
+        for index, generation in enumerate(self.generations):
+            async for item in generation.outputs():
+                if isinstance(item, Outcome):
+                    outcomes.append(item)
+                yield Choice(index, item)
+        first = outcomes[0]
+        completion = sum(o.finished.completion_tokens for o in outcomes)
+        self.log.set(completion_tokens=completion)
+        yield replace(first, finished=replace(first.finished, completion_tokens=completion),
+                      reasoning_tokens=sum(o.reasoning_tokens for o in outcomes), choices=tuple(outcomes))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from ..constraints import ConstraintError, check_schema
@@ -124,7 +125,7 @@ class ChatCompletionSerializer(serializers.Serializer):
     max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64)
     stop = StopField(required=False, allow_null=True)
     seed = StrictIntegerField(required=False, allow_null=True, min_value=-INT64 - 1, max_value=INT64)
-    n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=1)
+    n = StrictIntegerField(required=False, allow_null=True, min_value=1)
     stream = StrictBooleanField(required=False, allow_null=True, default=False)
     stream_options = StreamOptionsSerializer(required=False, allow_null=True)
     presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
@@ -145,6 +146,12 @@ class ChatCompletionSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> dict:
         return super().to_internal_value(with_legacy_functions(data))
+
+    def validate_n(self, value: int | None) -> int | None:
+        bound = settings.MLX_SERVER_MAX_CHOICES
+        if value is not None and value > bound:
+            raise serializers.ValidationError(f"At most {bound} choices (MLX_SERVER_MAX_CHOICES).")
+        return value
 
     def validate_chat_template_kwargs(self, value: dict | None) -> dict | None:
         reserved = sorted(RESERVED_TEMPLATE_KWARGS & set(value or {}))

@@ -17,7 +17,7 @@ from ..blas import load_fast_blas
 from ..reasoning import get_reasoning_format
 from ..runtime import get_engine
 from ..tools import ToolFormat, get_tool_format
-from .chat import ChatCall, build_chat_request
+from .chat import ChatCall, build_chat_request, choice_requests
 from .endpoint import endpoint, json_response, sse_response, validated_body
 from .errors import ModelNotFound
 from .images import load_request_images
@@ -111,9 +111,10 @@ async def chat_completions(request: HttpRequest, log: CallLog) -> HttpResponse:
     images = await load_request_images(spec, data["messages"], log)
     reasoning = get_reasoning_format(spec.reasoning)
     chat_request = build_chat_request(data, tool_format=tool_format, images=images, reasoning=reasoning)
+    engine = get_engine()
     call = ChatCall(
         log=log, spec=spec,
-        events=get_engine().stream(spec, chat_request),
+        events=[engine.stream(spec, one) for one in choice_requests(chat_request, data.get("n") or 1)],
         include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
         tools=chat_request.tools, tool_format=tool_format, reasoning=reasoning,
         logprobs=chat_request.params.logprobs is not None,

@@ -360,3 +360,37 @@ def test_messages_are_metered_like_chat(scripted):
     # the count generated nothing and prefilled nothing: only the message's prompt is counted
     assert metric("mlx_server_prompt_tokens_total", model="plain") == before[2] + RequestLog.objects.get(endpoint=MESSAGES_URL).prompt_tokens
     assert metric("mlx_server_requests_total", endpoint=f"{MESSAGES_URL}/count_tokens", status="200") >= 1
+
+
+THINKING = ["<think>", "The user ", "asks.", "</think>", "Hel", "lo"]
+
+
+def test_a_reasoning_models_thinking_is_a_thinking_block(models_yaml, serve):
+    models_yaml("thinker", reasoning="think_tags", tool_format="qwen_tool_call", context_length=8192)
+    engine = serve(THINKING)
+    body = raw({"model": "thinker", "max_tokens": 32, "messages": ASK}).json()
+    assert_schema(body, "anthropic/Message")
+    assert body["content"] == [{"type": "thinking", "thinking": "The user asks.", "signature": ""},
+                               {"type": "text", "text": "Hello"}]
+    assert body["usage"]["output_tokens"] == len(THINKING)
+
+    events = raw_stream({"model": "thinker", "max_tokens": 32, "messages": ASK})
+    for _, data in events:
+        assert_schema(data, "anthropic/MessageStreamEvent")
+    starts = [d["content_block"]["type"] for n, d in events if n == "content_block_start"]
+    assert starts == ["thinking", "text"]
+    thinking = "".join(d["delta"]["thinking"] for n, d in events
+                       if n == "content_block_delta" and d["delta"]["type"] == "thinking_delta")
+    assert thinking == "The user asks."
+
+    async def call(client):
+        async with client.messages.stream(model="thinker", max_tokens=32, messages=ASK) as stream:
+            return await stream.get_final_message()
+
+    final = sdk(call)
+    assert (final.content[0].type, final.content[0].thinking, final.content[1].text) == ("thinking", "The user asks.", "Hello")
+    # `thinking` turns the template's thinking on or off; without it, the model's default
+    create(model="thinker", thinking={"type": "disabled"})
+    create(model="thinker", thinking={"type": "enabled", "budget_tokens": 1024}, max_tokens=2048)
+    assert [r.template_kwargs for r in engine.requests[-2:]] == [{"enable_thinking": False}, {"enable_thinking": True}]
+    assert engine.requests[0].template_kwargs == {}

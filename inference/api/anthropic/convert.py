@@ -4,8 +4,8 @@ grammars and prefix cache.
 
 Blocks map one to one: system blocks -> a system message; a user turn's `tool_result` blocks
 -> `tool` messages (then its text and images as a user message); an assistant turn's
-`tool_use` blocks -> its `tool_calls`. Thinking blocks sent back are dropped: the model's
-template has no place for them.
+`tool_use` blocks -> its `tool_calls`. Thinking blocks sent back are dropped, as chat
+completions drops past reasoning; `thinking` itself turns the model's thinking on or off.
 """
 from __future__ import annotations
 
@@ -127,4 +127,13 @@ def chat_data(data: dict[str, Any]) -> dict[str, Any]:
         "top_p": data.get("top_p"),
         "top_k": data.get("top_k"),
         "stop": tuple(data.get("stop_sequences") or ()),
+        "chat_template_kwargs": thinking_variables(data.get("thinking")),
     }
+
+
+def thinking_variables(thinking: dict | None) -> dict[str, Any]:
+    """`thinking` as the template variable reasoning models read: without it, the model's own
+    default (a reasoning model thinks)."""
+    if not thinking:
+        return {}
+    return {"enable_thinking": thinking["type"] != "disabled"}

@@ -1,7 +1,7 @@
 """One Messages call in flight: a Generation written as Anthropic's message object, or as its
 stream events (message_start, content_block_start/delta/stop, message_delta, message_stop,
-ping, error), in Anthropic's order: one block open at a time, text and tool_use blocks
-numbered by their place in the message's content."""
+ping, error), in Anthropic's order: one block open at a time, thinking, text and tool_use
+blocks numbered by their place in the message's content."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,10 @@ from typing import Any, AsyncIterator, Iterable
 from registry.specs import ModelSpec
 
 from ...engine import Finished, JobStream
-from ...tools import ContentDelta, ParsedOutput, StreamEvent, ToolCall, ToolFormat
+from ...reasoning import ReasoningDelta, ReasoningFormat
+from ...tools import ContentDelta, ToolCall, ToolFormat
 from ..errors import APIError
-from ..generation import Generation, Outcome
+from ..generation import Generation, GenerationEvent, Outcome
 from ..logs import CallLog
 from .errors import body_of
 
@@ -48,8 +49,14 @@ def tool_input(call: ToolCall) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def content_of(parsed: ParsedOutput) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
+def thinking_block(text: str) -> dict[str, Any]:
+    """No signature can be made here (Anthropic signs its own thinking): an empty one."""
+    return {"type": "thinking", "thinking": text, "signature": ""}
+
+
+def content_of(outcome: Outcome) -> list[dict[str, Any]]:
+    parsed = outcome.parsed
+    blocks: list[dict[str, Any]] = [thinking_block(outcome.reasoning)] if outcome.reasoning else []
     if parsed.content:
         blocks.append({"type": "text", "text": parsed.content})
     blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(c)} for c in parsed.calls]
@@ -60,12 +67,13 @@ class MessageCall:
     """The Messages dialect's StreamEncoder over one Generation."""
 
     def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, tools: list[dict] | None,
-                 tool_format: ToolFormat):
+                 tool_format: ToolFormat, reasoning: ReasoningFormat | None = None):
         self.spec = spec
         self.id = log.request_id
-        self.generation = Generation.of(log=log, events=events, tools=tools, tool_format=tool_format)
+        self.generation = Generation.of(log=log, events=events, tools=tools, tool_format=tool_format,
+                                        reasoning=reasoning)
         self._index = -1  # the open block's index; -1 before the first
-        self._open: str | None = None  # its type: text | tool_use
+        self._open: str | None = None  # its type: thinking | text | tool_use
         self._failed = False
 
     async def start(self) -> None:
@@ -82,7 +90,7 @@ class MessageCall:
         """The whole answer as one message object."""
         outcome = await self.generation.whole()
         finished = outcome.finished
-        return self._message(content_of(outcome.parsed), *stop_of(finished, outcome.finish_reason),
+        return self._message(content_of(outcome), *stop_of(finished, outcome.finish_reason),
                              usage_of(finished.prompt_tokens, finished.cached_tokens, finished.completion_tokens))
 
     def stream(self) -> AsyncIterator[bytes]:
@@ -111,7 +119,12 @@ class MessageCall:
         yield sse_event("message_start", {"type": "message_start", "message": self._message([], None, None, usage)})
         yield sse_event("ping", {"type": "ping"})
 
-    def event(self, event: StreamEvent) -> Iterable[bytes]:
+    def event(self, event: GenerationEvent) -> Iterable[bytes]:
+        if isinstance(event, ReasoningDelta):
+            if self._open != "thinking":
+                yield from self._open_block(thinking_block(""))
+            yield self._delta({"type": "thinking_delta", "thinking": event.text})
+            return
         if isinstance(event, ContentDelta):
             if self._open != "text":
                 yield from self._open_block({"type": "text", "text": ""})

@@ -14,9 +14,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.decorators import sync_and_async_middleware
 
-from .api.anthropic.errors import PATH_PREFIX as ANTHROPIC_PREFIX
-from .api.anthropic.errors import render_error as anthropic_error
-from .api.errors import ErrorResponse, Unauthorized, error_response
+from .api.errors import ErrorResponse, Unauthorized
+from .api.handlers import render_for
 
 PROTECTED_PREFIXES = ("/v1", "/metrics")
 
@@ -41,8 +40,7 @@ def refusal(request: HttpRequest) -> ErrorResponse | None:
         "Incorrect API key provided." if token else
         "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`."
     )
-    render = anthropic_error if request.path.startswith(ANTHROPIC_PREFIX) else error_response
-    return render(Unauthorized(message))
+    return render_for(request.path)(Unauthorized(message))
 
 
 @sync_and_async_middleware

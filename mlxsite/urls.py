@@ -6,5 +6,5 @@ urlpatterns = [
     path("", include("inference.api.urls")),
 ]
 
-handler404 = "inference.api.errors.not_found"
-handler500 = "inference.api.errors.server_error"
+handler404 = "inference.api.handlers.not_found"
+handler500 = "inference.api.handlers.server_error"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
+from pathlib import Path
 
 import anthropic
 import pytest
@@ -16,10 +18,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from inference.api.anthropic.errors import render_error
 from inference.api.errors import QueueFull
+from inference.engine import ChatRequest, Engine
+from inference.engine.scheduler import Job
 from inference.models import RequestLog, ToolCallLog
+from registry.active import get_registry
 from tests.helpers import (
     MESSAGES_URL, anthropic_in_process, assert_anthropic_error, assert_schema, sse_events,
 )
+from tests.scripted import ScriptedWorld
 
 pytestmark = pytest.mark.django_db(transaction=True)  # streamed rows are written from another thread
 
@@ -394,3 +400,42 @@ def test_a_reasoning_models_thinking_is_a_thinking_block(models_yaml, serve):
     create(model="thinker", thinking={"type": "enabled", "budget_tokens": 1024}, max_tokens=2048)
     assert [r.template_kwargs for r in engine.requests[-2:]] == [{"enable_thinking": False}, {"enable_thinking": True}]
     assert engine.requests[0].template_kwargs == {}
+
+
+def test_unknown_urls_below_messages_are_anthropic_404s(scripted):
+    assert_anthropic_error(Client().post(f"{MESSAGES_URL}/batches", data="{}", content_type="application/json"),
+                           404, "not_found_error")
+    assert Client().get("/v1/no/such/thing").json()["error"]["code"] == "unknown_url"  # OpenAI's elsewhere
+
+
+def test_a_body_over_the_limit_is_request_too_large(scripted, settings):
+    scripted(["x"])
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = raw({"model": "plain", "max_tokens": 8, "messages": [{"role": "user", "content": "x" * 2000}]})
+    assert_anthropic_error(response, 413, "request_too_large")
+    assert RequestLog.objects.get().status_code == 413
+
+
+def test_a_full_queue_is_the_sdks_overloaded_error_and_logged_529(models_yaml, serve):
+    models_yaml("queued", context_length=8192)
+    world = ScriptedWorld(["t"] * 100, delay=0.1)
+    engine = Engine(materialize=lambda s: Path(s.source.location), loader=world.load, default_max_tokens=2000,
+                    max_queue=1)
+    serve(engine)
+    spec = get_registry().resolve("queued")
+    running, waiting = (Job(spec, ChatRequest(messages=[{"role": "user", "content": "x"}]), emit=lambda e: None)
+                        for _ in range(2))
+    engine.submit(running)
+    while engine.status()["state"] != "generating":
+        time.sleep(0.01)
+    engine.submit(waiting)
+    try:
+        with pytest.raises(anthropic.OverloadedError) as overloaded:
+            create(model="queued")
+        assert overloaded.value.status_code == 529 and int(overloaded.value.response.headers["Retry-After"]) >= 1
+        assert overloaded.value.body["error"]["type"] == "overloaded_error"
+        row = RequestLog.objects.get()
+        assert (row.status_code, row.error_code) == (529, "queue_full")
+    finally:
+        running.cancelled.set()
+        waiting.cancelled.set()

@@ -1,9 +1,9 @@
 """One error body for every failure: {"error": {"message", "type", "param", "code"}}.
 
-Every error is an APIError class and every error response comes from `error_response`: DRF
-views reach it through EXCEPTION_HANDLER; the async chat view, the API-key middleware and
-Django's 404/500 handlers call it directly, so clients see the same shape everywhere. The
-response keeps the error it renders (ErrorResponse.error), which is how the request log
+Every error is an APIError class and every error response comes from `error_response` (or
+another dialect's writer, api/handlers.py says which): DRF views reach it through
+EXCEPTION_HANDLER; the async views, the API-key middleware and Django's 404/500 handlers call
+it directly, so clients see the same shape everywhere. The response keeps the error it renders (ErrorResponse.error), which is how the request log
 learns the code and message without parsing the body back.
 """
 from __future__ import annotations
@@ -174,10 +174,3 @@ def exception_handler(exc: Exception, context: dict) -> ErrorResponse | None:
         return error_response(FrameworkError(exc))
     return None
 
-
-def not_found(request, exception=None) -> ErrorResponse:
-    return error_response(UnknownURL(f"Unknown request URL: {request.method} {request.path}."))
-
-
-def server_error(request) -> ErrorResponse:
-    return error_response(ServerError())

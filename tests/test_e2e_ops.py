@@ -320,7 +320,7 @@ CORPUS: list[tuple[str, bytes]] = [
     ("image on a text-only model", with_(messages=[{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])),
     ("system message with image part", with_(messages=[{"role": "system", "content": [
-        {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}])),
+        {"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/y.png"}}]}])),
     ("tool message without id", with_(messages=[{"role": "tool", "content": "42"}])),
     ("assistant with neither content nor calls", with_(messages=[{"role": "assistant"}])),
     ("negative max_tokens", with_(max_tokens=-5)),

@@ -66,8 +66,11 @@ class ImageHost:
         files = {"/cat.jpg": (image_bytes("checker", "JPEG"), "image/jpeg"),
                  "/notes.txt": (b"not an image at all", "text/plain")}
 
+        seen = self.seen = []
+
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's naming)
+                seen.append(self.path)
                 body, kind = files.get(self.path, (None, None))
                 if body is None:
                     self.send_error(404)
@@ -82,7 +85,8 @@ class ImageHost:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.jpeg = files["/cat.jpg"][0]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -223,7 +227,7 @@ BAD_IMAGES = {
     "unreachable url": ("http://127.0.0.1:9/none.png", "invalid_image"),
     "url not an image": ("{host}/notes.txt", "invalid_image"),
     "url 404": ("{host}/missing.png", "invalid_image"),
-    "not a url": ("ftp://example.com/x.png", "invalid_image"),
+    "not a url": ("ftp://127.0.0.1:9/x.png", "invalid_image"),
 }
 
 
@@ -266,17 +270,25 @@ def test_text_and_vision_models_swap_both_ways(client, vision_server):
     assert swaps[1:] == ["smollm2-135m-instruct", "tiny-gemma3-vision", "tiny-qwen3-vl"]
 
 
+# Only loopback spellings reach a live server: a regressed guard then connects to this machine,
+# never out of it. The other non-public addresses are held to the guard in tests/test_images.py.
+LOOPBACK_SPELLINGS = ["127.0.0.1", "[::1]", "localhost", "127.1", "2130706433", "0x7f000001", "[::ffff:127.0.0.1]"]
+
+
 def test_private_image_urls_are_refused_by_default(tmp_path, tiny_qwen3_vl_dir, image_host):
     models = {"default": "tiny-qwen3-vl", "models": [
         {"id": "tiny-qwen3-vl", "source": {"path": str(tiny_qwen3_vl_dir)}, "backend": "vision"}]}
     with LiveServer(tmp_path, models).start() as server:
         guarded = server.openai(timeout=60)
-        for url in (f"{image_host.url}/cat.jpg", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/x.png"):
+        fetched_before = len(image_host.seen)
+        for host in LOOPBACK_SPELLINGS:
             with pytest.raises(openai.BadRequestError) as caught:
-                greedy(guarded, "tiny-qwen3-vl", picture_turn(url))
+                greedy(guarded, "tiny-qwen3-vl", picture_turn(f"http://{host}:{image_host.port}/cat.jpg"))
             assert caught.value.body["param"] == "messages[0].content[1]"
             assert caught.value.body["code"] == "invalid_image"
-        assert len(server.log_rows()) == 3
+            assert "loopback, private, link-local or metadata" in caught.value.body["message"]
+        assert len(server.log_rows()) == len(LOOPBACK_SPELLINGS)
+        assert len(image_host.seen) == fetched_before  # not one request reached the image host
 
 
 @pytest.mark.parametrize("model", FIXTURES)

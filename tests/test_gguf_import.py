@@ -236,7 +236,7 @@ def test_bad_sources_are_rejected(tmp_path):
     with pytest.raises(GGUFImportError, match="Not a .gguf file"):
         sources.resolve_source(str(tmp_path / "model.bin"), tmp_path)
     with pytest.raises(GGUFImportError, match="Invalid PyPI source"):
-        sources.resolve_source("pypi:--index-url=http://example.com", tmp_path)
+        sources.resolve_source("pypi:--index-url=http://127.0.0.1:9", tmp_path)
 
 
 @pytest.mark.model

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,18 @@ def assert_anthropic_error(response, status: int, error_type: str) -> str:
     assert_schema(body, "anthropic/ErrorResponse")
     assert body["error"]["type"] == error_type, body
     return body["error"]["message"]
+
+
+def schemathesis_run(server, schema: dict, tmp_path: Path, mode: str, examples: int, *, key: str,
+                     extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """A bounded, seeded schemathesis run (`mode` positive or negative) of `schema` against a
+    live server, checking only that nothing is a server error; `extra`: more `st run` options."""
+    path = tmp_path / f"openapi-{mode}.json"
+    path.write_text(json.dumps(schema))
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "st"), "run", str(path), "--url", server.url,
+         "--header", f"Authorization: Bearer {key}", "--checks", "not_a_server_error", "--mode", mode,
+         "--max-examples", str(examples), "--phases", "examples,coverage,fuzzing", "--workers", "1",
+         "--seed", "1", "--generation-database", "none", "--request-timeout", "120", "--no-color", *extra],
+        capture_output=True, text=True, timeout=900,
+    )

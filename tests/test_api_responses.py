@@ -306,3 +306,11 @@ def test_metrics_label_stored_response_routes_by_pattern(client, scripted):
     client.get(f"{URL}/resp_a")
     client.get(f"{URL}/resp_b")
     assert count("/v1/responses/{response_id}", "404") == before + 2
+
+
+def test_admin_lists_stored_responses(admin_client, scripted):
+    scripted(["ok"])
+    rid = create(admin_client).json()["id"]
+    listing = admin_client.get("/admin/inference/storedresponse/")
+    assert listing.status_code == 200 and rid in listing.content.decode()
+    assert admin_client.get(f"/admin/inference/storedresponse/{rid}/change/").status_code == 200

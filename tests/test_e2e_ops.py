@@ -8,13 +8,10 @@ schemathesis run.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 
 import openai
 import pytest
@@ -373,18 +370,6 @@ def test_bad_input_corpus_gets_4xx_json_errors_all_logged_and_the_server_keeps_s
 # --- schemathesis ------------------------------------------------------------------------
 
 
-def schemathesis_run(server, schema: dict, tmp_path, mode: str, examples: int) -> subprocess.CompletedProcess:
-    path = tmp_path / f"openapi-{mode}.json"
-    path.write_text(json.dumps(schema))
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "st"), "run", str(path), "--url", server.url,
-         "--header", f"Authorization: Bearer {KEY}", "--checks", "not_a_server_error", "--mode", mode,
-         "--max-examples", str(examples), "--phases", "examples,coverage,fuzzing", "--workers", "1",
-         "--seed", "1", "--generation-database", "none", "--request-timeout", "120", "--no-color"],
-        capture_output=True, text=True, timeout=900,
-    )
-
-
 def test_schemathesis_finds_no_server_errors(ops_server, tmp_path):
     """Schema-driven fuzzing of every /v1 operation, bounded: no 5xx.
 
@@ -398,9 +383,9 @@ def test_schemathesis_finds_no_server_errors(ops_server, tmp_path):
     for field in ("max_tokens", "max_completion_tokens"):
         request[field]["maximum"] = 16
     request["model"] = {"type": "string", "enum": [MAIN, BF16, "smollm2"]}
-    positive = schemathesis_run(ops_server, schema, tmp_path, "positive", 25)
+    positive = helpers.schemathesis_run(ops_server, schema, tmp_path, "positive", 25, key=KEY)
     request["model"] = {"type": "string", "enum": ["no-such-model"]}
-    negative = schemathesis_run(ops_server, schema, tmp_path, "negative", 40)
+    negative = helpers.schemathesis_run(ops_server, schema, tmp_path, "negative", 40, key=KEY)
     for run in (positive, negative):
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     rows = ops_server.log_rows()[before:]

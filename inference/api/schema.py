@@ -94,7 +94,7 @@ class ResponseInputItemsSchema(APIView):
         operation_id="listInputItems", summary="A stored response's input items.",
         parameters=[
             RESPONSE_ID,
-            OpenApiParameter("limit", int, description="1 to 100, default 20."),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="Default 20."),
             OpenApiParameter("order", str, enum=["asc", "desc"], description="desc (newest first) by default."),
             OpenApiParameter("after", str, description="An item id: the page starts past it."),
         ],

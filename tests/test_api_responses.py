@@ -44,6 +44,8 @@ EVENT_SCHEMAS = {
     "response.function_call_arguments.done": "ResponseFunctionCallArgumentsDoneEvent",
     "response.completed": "ResponseCompletedEvent", "response.incomplete": "ResponseIncompleteEvent",
     "response.failed": "ResponseFailedEvent", "error": "ResponseErrorEvent",
+    "response.reasoning_text.delta": "ResponseReasoningTextDeltaEvent",
+    "response.reasoning_text.done": "ResponseReasoningTextDoneEvent",
 }
 
 
@@ -314,3 +316,42 @@ def test_admin_lists_stored_responses(admin_client, scripted):
     listing = admin_client.get("/admin/inference/storedresponse/")
     assert listing.status_code == 200 and rid in listing.content.decode()
     assert admin_client.get(f"/admin/inference/storedresponse/{rid}/change/").status_code == 200
+
+
+THINKING = ["<think>", "\nThe user ", "greets me.", "\n</think>", "\n\n", "Hello", " there!"]
+
+
+@pytest.fixture
+def thinker(models_yaml, serve):
+    models_yaml("thinker", reasoning="think_tags", tool_format="qwen_tool_call", context_length=4096)
+    return serve(THINKING)
+
+
+def test_thinking_is_a_reasoning_item_before_the_message(client, thinker):
+    body = create(client, model="thinker", reasoning={"effort": "low"}).json()
+    assert_schema(body, "openai/Response")
+    reasoning, message = body["output"]
+    assert reasoning["type"] == "reasoning" and reasoning["id"].startswith("rs_")
+    assert reasoning["content"] == [{"type": "reasoning_text", "text": "The user greets me."}]
+    assert body["output_text"] == "Hello there!" == message["content"][0]["text"]
+    assert 0 < body["usage"]["output_tokens_details"]["reasoning_tokens"] < body["usage"]["output_tokens"]
+    assert thinker.requests[0].template_kwargs["reasoning_effort"] == "low"
+    assert body["reasoning"] == {"effort": "low", "summary": None}
+
+
+def test_streamed_thinking_comes_as_reasoning_text_events(thinker):
+    stream = events(model="thinker")
+    kinds = [e["type"] for e in stream]
+    assert kinds[2] == "response.output_item.added" and stream[2]["item"]["type"] == "reasoning"
+    thought = "".join(e["delta"] for e in stream if e["type"] == "response.reasoning_text.delta")
+    (done,) = [e for e in stream if e["type"] == "response.reasoning_text.done"]
+    assert thought == done["text"] and thought.strip() == "The user greets me."
+    assert kinds.index("response.reasoning_text.done") < kinds.index("response.output_text.delta")
+    final = stream[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["reasoning", "message"] and final["output_text"] == "Hello there!"
+
+
+def test_a_reasoning_item_sent_back_is_not_in_the_prompt(client, thinker):
+    first = create(client, model="thinker").json()
+    create(client, model="thinker", input="And?", previous_response_id=first["id"])
+    assert thinker.requests[1].messages[1] == {"role": "assistant", "content": "Hello there!"}

@@ -10,11 +10,12 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 from registry.specs import ModelSpec
 
 from ...engine import Finished, JobStream
-from ...tools import ContentDelta, StreamEvent, ToolCall, ToolCallDelta, ToolFormat
+from ...reasoning import ReasoningDelta, ReasoningFormat
+from ...tools import ContentDelta, ToolCall, ToolCallDelta, ToolFormat
 from ..errors import APIError
-from ..generation import Generation, Outcome
+from ..generation import Generation, GenerationEvent, Outcome
 from ..logs import CallLog
-from .items import function_call_item, message_item, new_item_id, output_items, output_text
+from .items import function_call_item, message_item, new_item_id, output_items, output_text, reasoning_item
 
 # Response.error.code is an enum of OpenAI's: the nearest of its values for our errors' statuses.
 ERROR_CODES = {429: "rate_limit_exceeded", 400: "invalid_prompt"}
@@ -22,13 +23,13 @@ ERROR_CODES = {429: "rate_limit_exceeded", 400: "invalid_prompt"}
 Store = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def usage_of(finished: Finished) -> dict[str, Any]:
+def usage_of(finished: Finished, reasoning_tokens: int = 0) -> dict[str, Any]:
     return {
         "input_tokens": finished.prompt_tokens,
         "input_tokens_details": {"cached_tokens": finished.cached_tokens,
                                  "cache_write_tokens": finished.prompt_tokens - finished.cached_tokens},
         "output_tokens": finished.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": finished.prompt_tokens + finished.completion_tokens,
     }
 
@@ -48,12 +49,14 @@ class ResponseCall:
     keeps the final object (None: `store: false`), awaited before the client sees the end."""
 
     def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, request: dict[str, Any],
-                 tools: list[dict] | None, tool_format: ToolFormat, store: Store | None):
+                 tools: list[dict] | None, tool_format: ToolFormat, reasoning: ReasoningFormat | None,
+                 store: Store | None):
         self.spec = spec
         self.request = request
         self.store = store
         self.created_at = int(time.time())
-        self.generation = Generation.of(log=log, events=events, tools=tools, tool_format=tool_format)
+        self.generation = Generation.of(log=log, events=events, tools=tools, tool_format=tool_format,
+                                        reasoning=reasoning)
         self.id = log.request_id
         # stream state: the output items so far, the one still open, the next sequence number
         self.sequence = 0
@@ -64,7 +67,7 @@ class ResponseCall:
     async def start(self) -> None:
         await self.generation.start()
 
-    def response(self, status: str, output: list[dict[str, Any]], finished: Finished | None = None,
+    def response(self, status: str, output: list[dict[str, Any]], outcome: Outcome | None = None,
                  error: APIError | None = None) -> dict[str, Any]:
         """The response object in that state; the request's settings as they were applied."""
         request = self.request
@@ -97,17 +100,18 @@ class ResponseCall:
             "top_p": 1.0 if request.get("top_p") is None else request["top_p"],
             "truncation": request.get("truncation") or "disabled",
             "metadata": request.get("metadata") or {},
-            **({"usage": usage_of(finished)} if finished else {}),  # not nullable in OpenAI's schema
+            # not nullable in OpenAI's schema: there once the response is done
+            **({"usage": usage_of(outcome.finished, outcome.reasoning_tokens)} if outcome else {}),
             **({"user": request["user"]} if "user" in request else {}),
         }
 
     def _final(self, outcome: Outcome, output: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.response(status_of(outcome.finish_reason), output, outcome.finished)
+        return self.response(status_of(outcome.finish_reason), output, outcome)
 
     async def complete(self) -> dict[str, Any]:
         """The whole answer as one response object (stored first, when `store` is on)."""
         outcome = await self.generation.whole()
-        body = self._final(outcome, output_items(outcome.parsed, status_of(outcome.finish_reason)))
+        body = self._final(outcome, output_items(outcome.parsed, status_of(outcome.finish_reason), outcome.reasoning))
         if self.store:
             await self.store(body)
         return body
@@ -130,7 +134,7 @@ class ResponseCall:
         self.items.append(item)
         self.open = item
         yield self._event("response.output_item.added", output_index=len(self.items) - 1,
-                          item={**item, "content": []} if item["type"] == "message" else item)
+                          item={**item, "content": []} if item["type"] in ("message", "reasoning") else item)
         if item["type"] == "message":
             yield self._event("response.content_part.added", **self._where(), content_index=0,
                               part=item["content"][0])
@@ -144,6 +148,9 @@ class ResponseCall:
             part = item["content"][0]
             yield self._event("response.output_text.done", **where, content_index=0, text=part["text"], logprobs=[])
             yield self._event("response.content_part.done", **where, content_index=0, part=part)
+        elif item["type"] == "reasoning":
+            yield self._event("response.reasoning_text.done", **where, content_index=0,
+                              text=item["content"][0]["text"])
         else:
             yield self._event("response.function_call_arguments.done", **where, name=item["name"],
                               arguments=item["arguments"])
@@ -156,8 +163,14 @@ class ResponseCall:
         yield self._event("response.created", response=shell)
         yield self._event("response.in_progress", response=shell)
 
-    def event(self, event: StreamEvent) -> Iterable[bytes]:
-        if isinstance(event, ContentDelta):
+    def event(self, event: GenerationEvent) -> Iterable[bytes]:
+        if isinstance(event, ReasoningDelta):
+            if self.open is None or self.open["type"] != "reasoning":
+                yield from self._close()
+                yield from self._open(reasoning_item(new_item_id("rs"), "", "in_progress"))
+            self.open["content"][0]["text"] += event.text
+            yield self._event("response.reasoning_text.delta", **self._where(), content_index=0, delta=event.text)
+        elif isinstance(event, ContentDelta):
             if self.open is None or self.open["type"] != "message":
                 yield from self._close()
                 yield from self._open(message_item(new_item_id("msg"), "", "in_progress"))

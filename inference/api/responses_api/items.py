@@ -120,10 +120,16 @@ def function_call_item(item_id: str, call: ToolCall, status: str = "completed") 
             "arguments": call.arguments, "status": status}
 
 
-def output_items(parsed: ParsedOutput, status: str) -> list[dict[str, Any]]:
-    """A whole answer's output: its text as one message (also when empty and nothing was
-    called), then one function_call item per call."""
-    items = []
+def reasoning_item(item_id: str, text: str, status: str) -> dict[str, Any]:
+    """The model's thinking, as its text (no summary: nothing here writes one)."""
+    return {"type": "reasoning", "id": item_id, "status": status, "summary": [],
+            "content": [{"type": "reasoning_text", "text": text}]}
+
+
+def output_items(parsed: ParsedOutput, status: str, reasoning: str = "") -> list[dict[str, Any]]:
+    """A whole answer's output: its thinking (for a reasoning model), its text as one message
+    (also when empty and nothing was called), then one function_call item per call."""
+    items = [reasoning_item(new_item_id("rs"), reasoning, "completed")] if reasoning else []
     if parsed.content or not parsed.calls:
         items.append(message_item(new_item_id("msg"), parsed.content, status))
     items += [function_call_item(new_item_id("fc"), call) for call in parsed.calls]

@@ -14,6 +14,7 @@ from ..endpoint import endpoint, json_response, sse_response, validated_body
 from ..errors import APIError, InvalidRequest
 from ..images import load_request_images
 from ..logs import CallLog
+from ...reasoning import get_reasoning_format
 from . import store
 from .call import ResponseCall
 from .items import chat_messages, chat_response_format, chat_tool_choice, chat_tools, input_items
@@ -48,6 +49,7 @@ def chat_shaped(data: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, 
         "temperature": data.get("temperature"),
         "top_p": data.get("top_p"),
         "response_format": chat_response_format(data.get("text")),
+        "reasoning_effort": (data.get("reasoning") or {}).get("effort"),  # a template variable, as chat's
     }
 
 
@@ -62,7 +64,8 @@ async def create_response(request: HttpRequest, log: CallLog) -> HttpResponse:
         if not chat["messages"]:
             raise InvalidRequest("input: there is nothing to answer (no messages).", param="input")
         images = await load_request_images(spec, chat["messages"], log)
-        chat_request = build_chat_request(chat, tool_format=tool_format, images=images)
+        reasoning = get_reasoning_format(spec.reasoning)
+        chat_request = build_chat_request(chat, tool_format=tool_format, images=images, reasoning=reasoning)
     except APIError as error:
         raise own_param(error) from None
 
@@ -71,7 +74,7 @@ async def create_response(request: HttpRequest, log: CallLog) -> HttpResponse:
 
     call = ResponseCall(
         log=log, spec=spec, events=views.get_engine().stream(spec, chat_request), request=data,
-        tools=chat_request.tools, tool_format=tool_format,
+        tools=chat_request.tools, tool_format=tool_format, reasoning=reasoning,
         store=None if data.get("store") is False else keep,
     )
     await call.start()

@@ -55,7 +55,9 @@ def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
     try:
         grammar = build_grammar(
             response_format=data.get("response_format"), tools=tools, tool_choice=data.get("tool_choice"),
-            parallel_tool_calls=data.get("parallel_tool_calls") is not False, tool_format=tool_format,
+            # A named function is one call of it (a model left to repeat it would, to max_tokens).
+            parallel_tool_calls=data.get("parallel_tool_calls") is not False
+            and not isinstance(data.get("tool_choice"), dict), tool_format=tool_format,
             reasoning=reasoning,
         )
     except ConstraintError as exc:

@@ -162,13 +162,14 @@ class Generation:
     def reasoning_text(self) -> str:
         return self.splitter.reasoning if self.splitter is not None else ""
 
-    def _close_parser(self) -> list[GenerationEvent]:
-        """Flush the splitter and the parser once (at the end, or when the client leaves)."""
+    def _close_parser(self, cut: bool = False) -> list[GenerationEvent]:
+        """Flush the splitter and the parser once (at the end, or when the client leaves);
+        `cut`: max_tokens ended it, so a call block left open is a call cut short."""
         if self._closed:
             return []
         self._closed = True
         held = self._answer(self.splitter.finish()) if self.splitter is not None else []
-        return [*held, *self.parser.finish()]
+        return [*held, *self.parser.finish(cut=cut)]
 
     async def start(self) -> None:
         """Wait until generation starts, so a failure before it gets a real HTTP status."""
@@ -229,7 +230,7 @@ class Generation:
                 for item in self._feed(event):
                     yield item
             elif isinstance(event, Finished):
-                for item in self._close_parser():
+                for item in self._close_parser(cut=event.finish_reason == "length"):
                     yield item
                 yield self._finish(event)
                 return

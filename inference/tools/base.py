@@ -125,8 +125,10 @@ class StreamParser(ABC):
         """Take the next generated text; return the events now safe to emit (maybe none)."""
 
     @abstractmethod
-    def finish(self) -> list[StreamEvent]:
-        """Generation ended: flush what was held back (an unclosed block becomes content)."""
+    def finish(self, cut: bool = False) -> list[StreamEvent]:
+        """Generation ended: flush what was held back (an unclosed block becomes content);
+        `cut`: it ended at max_tokens, so an unclosed block is a call cut short (as far as it
+        got, when its name was written) and never content."""
 
     @abstractmethod
     def result(self) -> ParsedOutput:
@@ -143,7 +145,7 @@ class PassthroughParser(StreamParser):
         self._parts.append(text)
         return [ContentDelta(text)] if text else []
 
-    def finish(self) -> list[StreamEvent]:
+    def finish(self, cut: bool = False) -> list[StreamEvent]:
         return []
 
     def result(self) -> ParsedOutput:
@@ -200,13 +202,16 @@ class BlockStreamParser(StreamParser):
             raw, self._buf, self._in_block = self._buf[:end], self._buf[end:], False
             self._close_block(raw, raw[len(self._opener):j], out)
 
-    def finish(self) -> list[StreamEvent]:
+    def finish(self, cut: bool = False) -> list[StreamEvent]:
         out: list[StreamEvent] = []
         if self._done:
             return out
         self._done = True
-        if self._in_block:  # never closed: not a call
+        if self._in_block:  # never closed: not a whole call
             self._failures.append(self._buf)
+            if cut:
+                self._cut_block(self._buf[len(self._opener):], out)
+                self._buf = ""  # markup, not content
         self._emit_content(self._buf, out)
         self._buf, self._in_block = "", False
         if self._held_ws and not self._calls:
@@ -241,12 +246,27 @@ class BlockStreamParser(StreamParser):
             self._emit_content(raw, out)
             return
         for name, arguments in calls:
-            call = ToolCall(new_call_id(), name, arguments)
-            index = len(self._calls)
-            self._calls.append(call)
-            out.append(ToolCallDelta(index, call.id, call.name, ""))
-            out.append(ToolCallDelta(index, None, None, call.arguments))
+            self._add_call(name, arguments, out)
         self._after_call = True
+
+    def _cut_block(self, body: str, out: list[StreamEvent]) -> None:
+        """The calls of a block max_tokens cut: whole ones when only the closer was missing,
+        else the one it had begun, as far as it got."""
+        body = body[:len(body) - _partial_suffix(body, self._closer)] if self._closer else body
+        try:
+            calls = self._fmt.calls_in_block(body, self._tools)
+        except Exception:  # unfinished, as expected
+            partial = self._fmt.partial_call(body, self._tools)
+            calls = [partial] if partial is not None else []
+        for name, arguments in calls:
+            self._add_call(name, arguments, out)
+
+    def _add_call(self, name: str, arguments: str, out: list[StreamEvent]) -> None:
+        call = ToolCall(new_call_id(), name, arguments)
+        index = len(self._calls)
+        self._calls.append(call)
+        out.append(ToolCallDelta(index, call.id, call.name, ""))
+        out.append(ToolCallDelta(index, None, None, call.arguments))
 
 
 # --- the format interface -----------------------------------------------------------------
@@ -290,6 +310,11 @@ class ToolFormat(ABC):
     def parse_block(self, body: str, tools: list[dict[str, Any]] | None) -> list[tuple[str, Any]]:
         """The (name, arguments object) pairs in one block's inner text, or ToolParseError."""
         raise ToolParseError(f"{self.name} has no call blocks")
+
+    def partial_call(self, body: str, tools: list[dict[str, Any]] | None) -> tuple[str, str] | None:
+        """The call an unclosed block (cut by max_tokens) had begun: its name and its
+        arguments as far as they got; None when not even a known name was written."""
+        return None
 
     def calls_in_block(self, body: str, tools: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
         """parse_block, checked: at least one call, known names when tools are given, and

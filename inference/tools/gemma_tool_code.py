@@ -161,6 +161,9 @@ def _function_name(node: ast.AST) -> str:
     raise ToolParseError("a call must name a function")
 
 
+# Endings that may close a call cut mid-arguments, shortest first (GemmaToolCode.partial_call).
+_CUT_ENDINGS = (")", '")', "')", "])", '"])', "})", '"})', ")]", "]))")
+
 class GemmaToolCode(ToolFormat):
     name = "gemma_tool_code"
     opener = "```tool_code"
@@ -214,6 +217,22 @@ class GemmaToolCode(ToolFormat):
             f"call: {' | '.join(names)}",
             *rules,
         ])
+
+    def partial_call(self, body: str, tools: list[dict[str, Any]] | None) -> tuple[str, str] | None:
+        """The last call's name, and the arguments it had written whole (the call closed as
+        the text stands, when some ending makes it Python)."""
+        lines = textwrap.dedent(body).strip().splitlines()
+        last = lines[-1] if lines else ""
+        name = last.split("(", 1)[0].strip()
+        if "(" not in last or not name.isidentifier() or (tools and name not in tools_by_name(tools)):
+            return None
+        for ending in _CUT_ENDINGS:
+            try:
+                calls = self.parse_block(last + ending, tools)
+                return name, json.dumps(calls[-1][1], ensure_ascii=False)
+            except Exception:  # not this ending
+                continue
+        return name, "{}"
 
     def parse_block(self, body: str, tools: list[dict[str, Any]] | None) -> list[tuple[str, Any]]:
         source = textwrap.dedent(body).strip()

@@ -20,7 +20,7 @@ import re
 import warnings
 from typing import Any
 
-from .base import ToolFormat, ToolParseError, decode_arguments, function_of
+from .base import ToolFormat, ToolParseError, decode_arguments, function_of, tools_by_name
 from .call_grammar import IndexedTools, json_rule, tool_parameters
 
 TOOLS_SYSTEM = """\
@@ -73,6 +73,10 @@ def _arguments(item: dict[str, Any]) -> Any:
         return loads_tolerant(arguments) if arguments.strip() else {}
     return arguments
 
+
+# A cut call's name and where its arguments begin (QwenToolCall.partial_call).
+_NAME = re.compile(r'"name"\s*:\s*"([^"\\]+)"')
+_ARGUMENTS = re.compile(r'"(?:arguments|parameters)"\s*:\s*')
 
 class QwenToolCall(ToolFormat):
     name = "qwen_tool_call"
@@ -157,6 +161,14 @@ class QwenToolCall(ToolFormat):
             f"call: {' | '.join(names)}",
             *rules,
         ])
+
+    def partial_call(self, body: str, tools: list[dict[str, Any]] | None) -> tuple[str, str] | None:
+        """The name, and the arguments' JSON text as written so far."""
+        name = _NAME.search(body)
+        if name is None or (tools and name[1] not in tools_by_name(tools)):
+            return None
+        arguments = _ARGUMENTS.search(body, name.end())
+        return name[1], body[arguments.end():].rstrip() if arguments else ""
 
     def parse_block(self, body: str, tools: list[dict[str, Any]] | None) -> list[tuple[str, Any]]:
         text = body.strip()

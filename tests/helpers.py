@@ -3,6 +3,7 @@ the real models). A test module imports from here, never from another test modul
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import subprocess
 import sys
@@ -17,9 +18,14 @@ OK_MESSAGES = [{"role": "user", "content": "hi"}]
 
 def post(client, body, content_type="application/json"):
     """POST `body` (a dict as JSON, or raw str/bytes as given) to /v1/chat/completions through
-    Django's test client."""
+    Django's test client; an answer is held to OpenAI's CreateChatCompletionResponse schema, an
+    error to ErrorResponse."""
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post(URL, data=data, content_type=content_type)
+    response = client.post(URL, data=data, content_type=content_type)
+    if response.get("Content-Type", "").startswith("application/json"):
+        ok = response.status_code == 200
+        assert_schema(response.json(), "openai/CreateChatCompletionResponse" if ok else "openai/ErrorResponse")
+    return response
 
 
 def sse_frames(body: dict) -> list[str]:
@@ -33,7 +39,11 @@ def sse_frames(body: dict) -> list[str]:
         return b"".join([chunk async for chunk in response.streaming_content]).decode()
 
     text = asyncio.run(read())
-    return [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
+    frames = [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
+    for frame in frames[:-1] if frames and frames[-1] == "[DONE]" else frames:
+        chunk = json.loads(frame)
+        assert_schema(chunk, "openai/ErrorResponse" if "error" in chunk else "openai/CreateChatCompletionStreamResponse")
+    return frames
 
 
 def assert_openai_error(response, status, param=None, code=None) -> dict:
@@ -79,6 +89,12 @@ def assert_schema(body: Any, name: str) -> None:
     """`body` is valid under the committed JSON Schema tests/schemas/<name>.json (written from
     the official API documents; `$ref`s between those files resolve by file name, so
     `{"$ref": "openai/Error.json"}` works from any of them). Never fetched at run time."""
+    _validator(name).validate(body)
+
+
+@functools.cache
+def _validator(name: str):
+    """Built once per schema and run: the chat helpers check every answer and chunk."""
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
@@ -90,7 +106,7 @@ def assert_schema(body: Any, name: str) -> None:
     registry = Registry().with_resources(resources)
     registry.contents(f"{name}.json")  # a missing schema is a KeyError naming it
     # Through a $ref, so the schema's own name is the base its relative $refs resolve against.
-    Draft202012Validator({"$ref": f"{name}.json"}, registry=registry).validate(body)
+    return Draft202012Validator({"$ref": f"{name}.json"}, registry=registry)
 
 
 MESSAGES_URL = "/v1/messages"

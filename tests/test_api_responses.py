@@ -269,7 +269,7 @@ BAD = [
     ({"truncation": "middle"}, "truncation"),
     ({"background": True}, "background"),
     ({"conversation": "conv_1"}, "conversation"),
-    ({"top_logprobs": 5}, "top_logprobs"),
+    ({"top_logprobs": 21}, "top_logprobs"),
     ({"stream_options": {"include_obfuscation": False}}, "stream_options"),
     ({"input": []}, "input"),
 ]
@@ -355,3 +355,26 @@ def test_a_reasoning_item_sent_back_is_not_in_the_prompt(client, thinker):
     first = create(client, model="thinker").json()
     create(client, model="thinker", input="And?", previous_response_id=first["id"])
     assert thinker.requests[1].messages[1] == {"role": "assistant", "content": "Hello there!"}
+
+
+def test_logprobs_when_include_asks(client, scripted):
+    scripted(["Hel", "lo"])
+    plain = create(client).json()
+    assert plain["output"][0]["content"][0]["logprobs"] == []
+    body = create(client, include=["message.output_text.logprobs"], top_logprobs=2).json()
+    assert_schema(body, "openai/Response")
+    entries = body["output"][0]["content"][0]["logprobs"]
+    assert [e["token"] for e in entries] == ["Hel", "lo"]
+    for entry in entries:
+        assert_schema(entry, "openai/LogProb")
+        assert entry["logprob"] <= 0 and len(entry["top_logprobs"]) == 2
+
+
+def test_streamed_text_deltas_carry_their_logprobs(scripted):
+    scripted(["Hel", "lo"])
+    stream = events(top_logprobs=1)
+    deltas = [e for e in stream if e["type"] == "response.output_text.delta"]
+    assert [[x["token"] for x in d["logprobs"]] for d in deltas] == [["Hel"], ["lo"]]
+    (done,) = [e for e in stream if e["type"] == "response.output_text.done"]
+    assert [x["token"] for x in done["logprobs"]] == ["Hel", "lo"]
+    assert stream[-1]["response"]["output"][0]["content"][0]["logprobs"] == done["logprobs"]

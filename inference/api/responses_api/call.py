@@ -12,6 +12,7 @@ from registry.specs import ModelSpec
 from ...engine import Finished, JobStream
 from ...reasoning import ReasoningDelta, ReasoningFormat
 from ...tools import ContentDelta, ToolCall, ToolCallDelta, ToolFormat
+from ..chat import logprobs_of
 from ..errors import APIError
 from ..generation import Generation, GenerationEvent, Outcome
 from ..logs import CallLog
@@ -50,8 +51,9 @@ class ResponseCall:
 
     def __init__(self, *, log: CallLog, spec: ModelSpec, events: JobStream, request: dict[str, Any],
                  tools: list[dict] | None, tool_format: ToolFormat, reasoning: ReasoningFormat | None,
-                 store: Store | None):
+                 logprobs: bool, store: Store | None):
         self.spec = spec
+        self.logprobs = logprobs
         self.request = request
         self.store = store
         self.created_at = int(time.time())
@@ -111,7 +113,12 @@ class ResponseCall:
     async def complete(self) -> dict[str, Any]:
         """The whole answer as one response object (stored first, when `store` is on)."""
         outcome = await self.generation.whole()
-        body = self._final(outcome, output_items(outcome.parsed, status_of(outcome.finish_reason), outcome.reasoning))
+        output = output_items(outcome.parsed, status_of(outcome.finish_reason), outcome.reasoning)
+        if self.logprobs:  # every generated token's (as chat's choice has them)
+            for item in output:
+                if item["type"] == "message":
+                    item["content"][0]["logprobs"] = logprobs_of(outcome.logprobs)["content"]
+        body = self._final(outcome, output)
         if self.store:
             await self.store(body)
         return body
@@ -146,7 +153,8 @@ class ResponseCall:
         item["status"] = status
         if item["type"] == "message":
             part = item["content"][0]
-            yield self._event("response.output_text.done", **where, content_index=0, text=part["text"], logprobs=[])
+            yield self._event("response.output_text.done", **where, content_index=0, text=part["text"],
+                              logprobs=part["logprobs"])
             yield self._event("response.content_part.done", **where, content_index=0, part=part)
         elif item["type"] == "reasoning":
             yield self._event("response.reasoning_text.done", **where, content_index=0,
@@ -163,7 +171,16 @@ class ResponseCall:
         yield self._event("response.created", response=shell)
         yield self._event("response.in_progress", response=shell)
 
+    def _text_logprobs(self, event: GenerationEvent) -> list[dict[str, Any]]:
+        """The log probabilities of the tokens since the last event: the text's when it is
+        text (those of thinking and calls are not the message's)."""
+        if not self.logprobs:
+            return []
+        taken = self.generation.take_logprobs()
+        return logprobs_of(taken)["content"] if isinstance(event, ContentDelta) else []
+
     def event(self, event: GenerationEvent) -> Iterable[bytes]:
+        logprobs = self._text_logprobs(event)
         if isinstance(event, ReasoningDelta):
             if self.open is None or self.open["type"] != "reasoning":
                 yield from self._close()
@@ -174,9 +191,11 @@ class ResponseCall:
             if self.open is None or self.open["type"] != "message":
                 yield from self._close()
                 yield from self._open(message_item(new_item_id("msg"), "", "in_progress"))
-            self.open["content"][0]["text"] += event.text
+            part = self.open["content"][0]
+            part["text"] += event.text
+            part["logprobs"] += logprobs
             yield self._event("response.output_text.delta", **self._where(), content_index=0,
-                              delta=event.text, logprobs=[])
+                              delta=event.text, logprobs=logprobs)
         elif isinstance(event, ToolCallDelta):
             if event.id is not None:
                 yield from self._close()

@@ -183,7 +183,7 @@ class CreateResponseSerializer(serializers.Serializer):
     max_tool_calls = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
-    top_logprobs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=0)
+    top_logprobs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=20)
     text = TextSerializer(required=False, allow_null=True)
     reasoning = ReasoningSerializer(required=False, allow_null=True)
     store = StrictBooleanField(required=False, allow_null=True)

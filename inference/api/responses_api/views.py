@@ -20,6 +20,8 @@ from .call import ResponseCall
 from .items import chat_messages, chat_response_format, chat_tool_choice, chat_tools, input_items
 from .serializers import CreateResponseSerializer
 
+LOGPROBS = "message.output_text.logprobs"
+
 # The chat path names chat's params; a client of this API sent these.
 _PARAMS = ((re.compile(r"^tools\[(\d+)\]\.function\."), r"tools[\1]."),
            (re.compile(r"^response_format\.json_schema\."), "text.format."),
@@ -50,7 +52,15 @@ def chat_shaped(data: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, 
         "top_p": data.get("top_p"),
         "response_format": chat_response_format(data.get("text")),
         "reasoning_effort": (data.get("reasoning") or {}).get("effort"),  # a template variable, as chat's
+        "logprobs": wants_logprobs(data),
+        "top_logprobs": data.get("top_logprobs"),
     }
+
+
+def wants_logprobs(data: dict[str, Any]) -> bool:
+    """OpenAI returns the text's log probabilities when `include` asks for them; a
+    `top_logprobs` above 0 asks too (the Agents SDK sends both)."""
+    return LOGPROBS in (data.get("include") or []) or bool(data.get("top_logprobs"))
 
 
 @endpoint("resp_")  # the response's id is the row's
@@ -75,6 +85,7 @@ async def create_response(request: HttpRequest, log: CallLog) -> HttpResponse:
     call = ResponseCall(
         log=log, spec=spec, events=views.get_engine().stream(spec, chat_request), request=data,
         tools=chat_request.tools, tool_format=tool_format, reasoning=reasoning,
+        logprobs=chat_request.params.logprobs is not None,
         store=None if data.get("store") is False else keep,
     )
     await call.start()

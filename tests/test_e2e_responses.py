@@ -204,3 +204,12 @@ def test_schemathesis_finds_no_server_errors(live, tmp_path):
     rows = live.log_rows()[before:]
     assert len(rows) > 40 and {r["endpoint"] for r in rows} >= {"/v1/responses"}
     assert not [r for r in rows if r["status_code"] >= 500]
+
+
+def test_logprobs_through_the_sdk(client):
+    response = create(client, top_logprobs=2, include=["message.output_text.logprobs"], max_output_tokens=8)
+    part = response.output[0].content[0]
+    assert "".join(entry.token for entry in part.logprobs) == part.text
+    assert all(len(entry.top_logprobs) == 2 and entry.logprob <= 0 for entry in part.logprobs)
+    # greedy: each token is its step's most likely one
+    assert all(entry.top_logprobs[0].token == entry.token for entry in part.logprobs)

@@ -86,6 +86,7 @@ class ScriptedModel:
     opens_reasoning: bool = False  # as a template that writes `<think>` into the prompt
     end_tokens: frozenset = frozenset()
     batching: None = None  # decodes alone, as a vision model does
+    max_token_chars: int = 1  # one token per character
 
     def render_prompt(self, messages, tools, images=(), template_kwargs=None):
         self.images_seen.append(list(images))

@@ -166,6 +166,18 @@ def test_sdk_errors_for_bad_requests_and_server_keeps_serving(openai_client):
     assert "Paris" in chat(openai_client).choices[0].message.content
 
 
+def test_a_prompt_of_megabytes_is_refused_by_its_characters_before_it_is_tokenized(server):
+    """15 MiB took 12-16 s of both cores to tokenize before its 400; its characters alone say it
+    cannot fit in 2048 tokens (the message counts characters, not tokens: nothing was tokenized)."""
+    body = {"model": "smollm2", "max_tokens": 1, "messages": [{"role": "user", "content": "word " * (3 << 20)}]}
+    response = requests.post(f"{server.url}/v1/chat/completions", json=body, timeout=120)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert f"hold {15 << 20} characters" in error["message"] and "2048" in error["message"]
+    assert server.log_rows()[-1]["error_code"] == "context_length_exceeded"
+
+
 def test_raw_malformed_json_and_error_in_log(server):
     response = requests.post(f"{server.url}/v1/chat/completions", data=b"{not json",
                              headers={"Content-Type": "application/json"}, timeout=30)

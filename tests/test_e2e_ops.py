@@ -25,6 +25,7 @@ pytestmark = pytest.mark.e2e
 
 KEY = "sk-ops-test"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+MAX_BODY = 2_000_000
 MAIN, BF16, TTL_MODEL = "smollm2-135m-instruct", "smollm2-135m-instruct-bf16", "smollm2-ttl"
 MAX_QUEUE = 8
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon."}]
@@ -50,6 +51,7 @@ def ops_server(tmp_path_factory, smollm2_dir, smollm2_bf16_dir):
     }
     with LiveServer(root, models, env={
         "MLX_SERVER_API_KEY": KEY, "MLX_SERVER_MAX_QUEUE": str(MAX_QUEUE), "MLX_SERVER_PRELOAD": MAIN,
+        "MLX_SERVER_MAX_BODY_BYTES": str(MAX_BODY),
     }).start() as server:
         yield server
 
@@ -392,3 +394,20 @@ def test_schemathesis_finds_no_server_errors(ops_server, tmp_path):
     assert len(rows) > 50
     server_errors = [r for r in rows if r["status_code"] >= 500]
     assert not server_errors, server_errors[:3]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_past_the_bound_is_a_413_logged_and_the_server_keeps_serving(ops_server, client, chunked):
+    """Daphne's door counts the body past MLX_SERVER_MAX_BODY_BYTES without keeping it
+    (tests/test_body_limit.py); Django answers from the length it reports."""
+    head = b'{"model": "smollm2", "messages": [{"role": "user", "content": "'
+    size = 3 * MAX_BODY
+    body = head + b"x" * (size - len(head) - 4) + b'"}]}'
+    data = (body[i:i + 65536] for i in range(0, size, 65536)) if chunked else body
+    response = requests.post(f"{ops_server.url}/v1/chat/completions", data=data, timeout=60,
+                             headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    row = ops_server.log_rows()[-1]
+    assert row["status_code"] == 413 and row["error_code"] == "request_too_large"
+    assert chat(client, max_tokens=1).choices[0].finish_reason in ("stop", "length")

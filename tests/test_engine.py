@@ -6,6 +6,7 @@ from dataclasses import replace
 from inference.engine import (
     ContextLengthExceeded, Delta, Failed, Finished, Job, Loading, ModelLoadError, Started,
 )
+from inference.engine.messages import prompt_chars
 from inference.engine.scheduler import batchable
 from tests.scripted import ScriptedWorld, ask, collect, run, spec
 
@@ -68,6 +69,28 @@ def test_context_length_exceeded_before_any_generation():
     assert isinstance(error, ContextLengthExceeded)
     assert error.details == {"context_length": 20, "prompt_tokens": 10, "max_tokens": 15}
     assert not any(isinstance(e, Started) for e in events)
+
+
+def test_a_prompt_too_long_by_its_characters_alone_is_refused_before_it_is_rendered():
+    """The scripted vocabulary spells one character per token: more than twice the context in
+    characters cannot fit, and is refused without rendering (tokenizing) it."""
+    world = ScriptedWorld(["x"])
+    engine = world.engine()
+    events = run(collect(engine, spec("a", context_length=20), ask("y" * 42, max_tokens=1)))
+    error = events[-1].error
+    assert isinstance(error, ContextLengthExceeded) and "hold 42 characters, at least 21 tokens" in str(error)
+    assert engine.session.model.images_seen == []  # render_prompt never ran
+    # at the bound, the prompt is rendered and measured in tokens
+    events = run(collect(engine, spec("a", context_length=20), ask("y" * 40, max_tokens=1)))
+    assert events[-1].error.details == {"context_length": 20, "prompt_tokens": 40, "max_tokens": 1}
+    assert len(engine.session.model.images_seen) == 1
+
+
+def test_prompt_chars_counts_what_templates_render_verbatim():
+    messages = [{"role": "system", "content": "abc"}, {"role": "assistant", "content": "x" * 99},
+                {"role": "user", "content": [{"type": "text", "text": "de"}, {"type": "image"}]},
+                {"role": "tool", "content": "f"}, {"role": "user", "content": None}]
+    assert prompt_chars(messages) == 6
 
 
 def test_load_failure_is_reported_and_the_engine_keeps_serving():

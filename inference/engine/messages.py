@@ -59,3 +59,18 @@ def to_vision_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                  for part in content]
         out.append(_template_message(message, parts))
     return out
+
+
+def prompt_chars(messages: list[dict[str, Any]]) -> int:
+    """The characters of the turns a chat template renders verbatim (everything but the
+    assistant's, which some templates trim of their thinking): at most the prompt's."""
+    total = 0
+    for message in messages:
+        if message.get("role") == "assistant":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            total += sum(len(part.get("text") or "") for part in content if part.get("type") == "text")
+    return total

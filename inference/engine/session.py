@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import LoadedModel, Prompt
+from .messages import prompt_chars
 from .prompt_cache import PromptCache
 from .types import ChatRequest, ContextLengthExceeded
 
@@ -36,6 +37,7 @@ class Session:
     def prepare(self, request: ChatRequest) -> Prepared:
         """Render the prompt, check it fits, and find its cached prefix (or a fresh cache)."""
         model = self.model
+        self.refuse_what_cannot_fit(request)
         prompt = model.render_prompt(request.messages, request.tools, request.images,
                                      request.template_kwargs)
         n_prompt = len(prompt.tokens)
@@ -56,6 +58,21 @@ class Session:
         if cache is None or not model.accepts_cached_prefix(prompt, cached):
             cache, cached = model.new_cache(n_prompt + max_tokens, prompt), 0
         return Prepared(prompt, key, cache, cached, max_tokens)
+
+    def refuse_what_cannot_fit(self, request: ChatRequest) -> None:
+        """Refuse, before tokenizing it (seconds of CPU for megabytes), a prompt whose
+        characters alone need more tokens than the context holds. Held to half that bound: a
+        normalizer may fold a few characters into one, and a refusal must be certain."""
+        model = self.model
+        chars = prompt_chars(request.messages)
+        fewest = chars // (2 * model.max_token_chars)
+        if fewest > model.context_length:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {model.context_length} tokens. However, "
+                f"your messages hold {chars} characters, at least {fewest} tokens. Please reduce "
+                "the length of the messages.",
+                context_length=model.context_length, prompt_tokens=fewest, max_tokens=0,
+            )
 
     def store(self, prepared: Prepared, generated: list[int], cache: list[Any] | None) -> None:
         """Keep a finished request's KV cache for the next turn's prefix."""

@@ -6,6 +6,8 @@ detokenizer and its end tokens; turning tokens into text, counts and events is t
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Container, Iterator, Protocol, Sequence
@@ -77,6 +79,7 @@ class LoadedModel(Protocol):
     nbytes: int  # weight bytes held in memory
     end_tokens: Container[int]  # tokens that end a generation (not part of the text)
     batching: Batching | None  # None: each request decodes alone
+    max_token_chars: int  # the most characters one token of the vocabulary spells
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
                       images: Sequence[LoadedImage] = (), template_kwargs: dict[str, Any] | None = None) -> Prompt:
@@ -127,6 +130,14 @@ class MlxBackend:
 
     def decode_token(self, token: int) -> str:
         return self.tokenizer.decode([token])
+
+    @functools.cached_property
+    def max_token_chars(self) -> int:
+        """A vocabulary entry is spelled with at least as many characters as the text it
+        stands for (byte-level BPE: one per byte; SentencePiece: one per character), so a prompt
+        can be no shorter in tokens than its characters over this: a bound known before the
+        prompt is tokenized."""
+        return max(map(len, self.tokenizer.get_vocab()), default=1)
 
     def template_variables(self, template_kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """The request's template variables; a model set up to think thinks unless the request

@@ -22,7 +22,10 @@ class Command(DaphneRunserver):
     def inner_run(self, *args, **options):
         import mlx.core as mx
 
+        from inference import body_limit
         from inference.blas import load_fast_blas
+
+        body_limit.install()
 
         self.stdout.write(f"MLX device: {mx.default_device()} (mlx {mx.__version__})\n")
         self.stdout.write(f"{load_fast_blas().line()}\n")

@@ -439,3 +439,15 @@ def test_a_full_queue_is_the_sdks_overloaded_error_and_logged_529(models_yaml, s
     finally:
         running.cancelled.set()
         waiting.cancelled.set()
+
+
+def test_max_tokens_is_a_ceiling_cut_to_the_context(models_yaml, serve):
+    models_yaml("small", context_length=40)
+    engine = serve(["Hel", "lo"])
+    body = raw({"model": "small", "max_tokens": 32000, "messages": ASK}).json()  # Claude Code's, whatever the model
+    assert body["content"] == [{"type": "text", "text": "Hello"}] and engine.requests[-1].params.fit_max_tokens
+    too_long = [{"role": "user", "content": "x" * 50}]
+    assert_anthropic_error(raw({"model": "small", "max_tokens": 8, "messages": too_long}), 400, "invalid_request_error")
+    chat = Client().post("/v1/chat/completions", content_type="application/json",
+                         data=json.dumps({"model": "small", "max_tokens": 32000, "messages": ASK}))
+    assert chat.status_code == 400 and chat.json()["error"]["code"] == "context_length_exceeded"

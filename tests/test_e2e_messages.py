@@ -179,9 +179,17 @@ def test_errors_are_the_sdks_exceptions(server, client):
     with pytest.raises(anthropic.AuthenticationError):
         server.anthropic(api_key="sk-wrong").messages.create(model=MAIN, max_tokens=8, messages=ASK)
     assert_anthropic_error(post(server, {"model": MAIN, "messages": ASK}), 400, "invalid_request_error")
-    message = assert_anthropic_error(post(server, {"model": MAIN, "max_tokens": 5000, "messages": ASK}),
+    too_long = [{"role": "user", "content": "word " * 3000}]
+    message = assert_anthropic_error(post(server, {"model": MAIN, "max_tokens": 8, "messages": too_long}),
                                      400, "invalid_request_error")
     assert "context length" in message
+
+
+def test_max_tokens_past_the_context_is_a_ceiling(client):
+    """Claude Code asks for 32,000 tokens whatever the model: the answer is cut to the room left."""
+    with client.messages.stream(model=MAIN, max_tokens=32000, messages=ASK, **greedy()) as stream:
+        message = stream.get_final_message()
+    assert "Paris" in message.content[0].text and message.stop_reason == "end_turn"
 
 
 def test_prefix_cache_hits_across_claude_code_turns(server):

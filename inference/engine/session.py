@@ -43,6 +43,8 @@ class Session:
         n_prompt = len(prompt.tokens)
         room = model.context_length - n_prompt
         max_tokens = request.params.max_tokens or min(self.default_max_tokens, room)
+        if request.params.fit_max_tokens and room > 0:
+            max_tokens = min(max_tokens, room)
         if max_tokens > room or room <= 0:
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {model.context_length} tokens. However, "

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class SamplingParams:
     max_tokens: int | None = None  # None: what the context leaves, capped by a setting
+    # max_tokens as a ceiling, cut to what the context leaves (not a 400 past it): Claude Code
+    # asks for its own models' output limit (32,000) whatever model it talks to.
+    fit_max_tokens: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0  # 0: no cut (Anthropic's top_k; OpenAI has none)

@@ -123,6 +123,7 @@ def chat_data(data: dict[str, Any]) -> dict[str, Any]:
         "tool_choice": chat_tool_choice(data.get("tool_choice")),
         "parallel_tool_calls": not choice.get("disable_parallel_tool_use", False),
         "max_tokens": data.get("max_tokens"),
+        "fit_max_tokens": True,  # a ceiling, as Anthropic's clients mean it (see SamplingParams)
         "temperature": data.get("temperature"),
         "top_p": data.get("top_p"),
         "top_k": data.get("top_k"),

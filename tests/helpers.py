@@ -125,7 +125,8 @@ def anthropic_in_process(api_key: str = "not-needed"):
 
 
 def sse_events(text: str) -> list[tuple[str, dict]]:
-    """Anthropic's server-sent events as (event name, data); each name must be its data's type."""
+    """Named server-sent events (Anthropic's, the Responses API's) as (event name, data); each
+    name must be its data's type."""
     events = []
     for frame in text.split("\n\n"):
         if not frame.strip():

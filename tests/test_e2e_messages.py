@@ -9,16 +9,13 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import anthropic
 import pytest
 import requests
 
 from testkit.live import LiveServer
-from tests.helpers import assert_anthropic_error, assert_schema, sse_events
+from tests.helpers import assert_anthropic_error, assert_schema, schemathesis_run, sse_events
 
 pytestmark = pytest.mark.e2e
 
@@ -213,19 +210,6 @@ def test_prefix_cache_hits_across_claude_code_turns(server):
 # --- schemathesis ------------------------------------------------------------------------
 
 
-def schemathesis_run(server, schema: dict, tmp_path, mode: str, examples: int) -> subprocess.CompletedProcess:
-    path = tmp_path / f"openapi-{mode}.json"
-    path.write_text(json.dumps(schema))
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "st"), "run", str(path), "--url", server.url,
-         "--header", f"x-api-key: {KEY}", "--checks", "not_a_server_error", "--mode", mode,
-         "--include-path-regex", "^/v1/messages", "--max-examples", str(examples),
-         "--phases", "examples,coverage,fuzzing", "--workers", "1", "--seed", "1",
-         "--generation-database", "none", "--request-timeout", "120", "--no-color"],
-        capture_output=True, text=True, timeout=900,
-    )
-
-
 def test_schemathesis_finds_no_server_errors_and_errors_are_anthropics(server, tmp_path):
     """Positive cases name the real model with max_tokens capped (they generate, briefly);
     negative ones name no model, so what slips past validation is a 404, not a generation."""
@@ -235,10 +219,11 @@ def test_schemathesis_finds_no_server_errors_and_errors_are_anthropics(server, t
     components["MessageCreateParams"]["properties"]["max_tokens"]["maximum"] = 8
     for name in ("MessageCreateParams", "MessageCountTokensParams"):
         components[name]["properties"]["model"] = {"type": "string", "enum": [MAIN]}
-    positive = schemathesis_run(server, schema, tmp_path, "positive", 20)
+    only = ("--include-path-regex", "^/v1/messages")
+    positive = schemathesis_run(server, schema, tmp_path, "positive", 20, key=KEY, extra=only)
     for name in ("MessageCreateParams", "MessageCountTokensParams"):
         components[name]["properties"]["model"] = {"type": "string", "enum": ["no-such-model"]}
-    negative = schemathesis_run(server, schema, tmp_path, "negative", 30)
+    negative = schemathesis_run(server, schema, tmp_path, "negative", 30, key=KEY, extra=only)
     for run in (positive, negative):
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     rows = server.log_rows()[before:]

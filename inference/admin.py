@@ -27,6 +27,7 @@ class RequestLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "created_at", "endpoint", "resolved_model", "status_code", "outcome", "stream",
         "latency_ms", "ttft_ms", "prompt_tokens", "cached_tokens", "completion_tokens", "decode_tps", "image_count",
+        "input_count",
     )
     list_filter = ("outcome", "status_code", "resolved_model", "endpoint", "stream", "error_code",
                    "tool_calls__name")

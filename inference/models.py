@@ -27,6 +27,8 @@ class RequestLog(models.Model):
     decode_tps = models.FloatField(null=True, blank=True, help_text="Generated tokens per second.")
     finish_reason = models.CharField(max_length=32, blank=True)
     image_count = models.PositiveSmallIntegerField(default=0, help_text="Images in the request.")
+    input_count = models.PositiveIntegerField(null=True, blank=True,
+                                              help_text="Inputs of an embeddings request (never its vectors).")
     images = models.JSONField(default=list, blank=True,
                               help_text="Per image: part, source, format, bytes, size, sha256 (never the bytes).")
     image_ms = models.FloatField(null=True, blank=True, help_text="Time spent fetching and decoding images.")

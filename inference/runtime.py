@@ -28,7 +28,8 @@ def get_engine() -> Engine:
                 materialize=materialize_spec,
                 loader=partial(load_model, prefill_step=settings.MLX_SERVER_PREFILL_STEP,
                                full_kv_tokens=settings.MLX_SERVER_PROMPT_CACHE_FULL_KV_TOKENS
-                               if settings.MLX_SERVER_PROMPT_CACHE else 0),
+                               if settings.MLX_SERVER_PROMPT_CACHE else 0,
+                               embed_batch_tokens=settings.MLX_SERVER_EMBED_BATCH_TOKENS),
                 default_max_tokens=settings.MLX_SERVER_DEFAULT_MAX_TOKENS,
                 prompt_cache=_prompt_cache if settings.MLX_SERVER_PROMPT_CACHE else None,
                 max_queue=settings.MLX_SERVER_MAX_QUEUE,

@@ -206,6 +206,11 @@ MLX_SERVER_MAX_QUEUE = env_int("MLX_SERVER_MAX_QUEUE", 32)
 # clients got 3.0-5.9x one client's tokens/s, bench.gpu); 1 on a CPU, where one stream already
 # takes every core (4 batched clients: 3.1x aggregate, but each client's own speed falls).
 MLX_SERVER_BATCH_SIZE = env_int("MLX_SERVER_BATCH_SIZE", 8 if ON_GPU else 1, minimum=1)
+# Most padded tokens an embedding model encodes in one forward pass: inputs are sorted by length
+# and cut into batches under it, which bounds an embedding request's memory however many inputs.
+MLX_SERVER_EMBED_BATCH_TOKENS = env_int("MLX_SERVER_EMBED_BATCH_TOKENS", 8192, minimum=1)
+# Most inputs one /v1/embeddings request may carry (OpenAI's own bound); more is a 400.
+MLX_SERVER_EMBED_MAX_INPUTS = env_int("MLX_SERVER_EMBED_MAX_INPUTS", 2048, minimum=1)
 # Seconds a model may sit idle before it is unloaded, unless its models.yaml `ttl` says otherwise
 # (0: never).
 MLX_SERVER_MODEL_TTL = env_int("MLX_SERVER_MODEL_TTL", 0)

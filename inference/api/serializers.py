@@ -1,8 +1,9 @@
-"""The OpenAI chat-completions contract, as DRF serializers: validation is the contract."""
+"""The OpenAI request contracts (chat completions, embeddings), as DRF serializers: validation is
+the contract."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from django.conf import settings
 from rest_framework import serializers
@@ -241,3 +242,49 @@ def check_choice(attrs: dict, forced: str | None, tool_names: set[str]) -> None:
         raise serializers.ValidationError({"tool_choice": "Needs tools to choose from."})
     if forced and forced not in tool_names:
         raise serializers.ValidationError({"tool_choice": f"{forced!r} is not one of the tools."})
+
+
+def _token_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= INT64 for t in value)
+
+
+class TextsOrTokensField(serializers.Field):
+    """OpenAI's `input` / `prompt`: a string, an array of strings, an array of token ids, or an
+    array of such arrays; always handed on as a list of inputs (str or list[int]), none empty."""
+
+    default_error_messages = {
+        "invalid": "Must be a non-empty string, an array of non-empty strings, an array of token ids "
+                   "(integers >= 0), or an array of arrays of token ids.",
+        "too_many": "Holds {count} inputs; at most {limit} are allowed in one request.",
+    }
+
+    def __init__(self, *, max_items: Callable[[], int], **kwargs: Any):
+        """max_items: read at validation time (a setting)."""
+        self.max_items = max_items
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str | list[int]]:
+        if isinstance(data, str) and data:
+            return [data]
+        if _token_ids(data):
+            return [data]
+        if not isinstance(data, list) or not data or not (
+                all(isinstance(x, str) and x for x in data) or all(_token_ids(x) for x in data)):
+            self.fail("invalid")
+        if len(data) > self.max_items():
+            self.fail("too_many", count=len(data), limit=self.max_items())
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class EmbeddingSerializer(serializers.Serializer):
+    model = StrictCharField(max_length=512)
+    input = TextsOrTokensField(max_items=lambda: settings.MLX_SERVER_EMBED_MAX_INPUTS)
+    encoding_format = serializers.ChoiceField(choices=("float", "base64"), required=False, default="float")
+    dimensions = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64)
+    user = StrictCharField(required=False, allow_blank=True)
+    # An extension (not OpenAI's): cut inputs longer than the model's context instead of a 400.
+    truncate = StrictBooleanField(required=False, default=False)

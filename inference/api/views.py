@@ -18,12 +18,13 @@ from ..reasoning import get_reasoning_format
 from ..runtime import get_engine
 from ..tools import ToolFormat, get_tool_format
 from .chat import ChatCall, build_chat_request, choice_requests
+from .embeddings import embed_request, embeddings_body
 from .endpoint import endpoint, json_response, sse_response, validated_body
-from .errors import ModelNotFound
+from .errors import InvalidRequest, ModelNotFound
 from .images import load_request_images
 from .logs import CallLog
 from .responses import ModelEntry, ModelSerializer, model_list
-from .serializers import ChatCompletionSerializer
+from .serializers import ChatCompletionSerializer, EmbeddingSerializer
 
 
 def model_entry(spec: ModelSpec, loaded_id: str | None) -> ModelEntry:
@@ -68,11 +69,17 @@ def tool_format_of(spec: ModelSpec) -> ToolFormat:
         raise not_available(spec, exc.args[0]) from None
 
 
-def servable_model(name: str, log: CallLog) -> tuple[ModelSpec, ToolFormat]:
-    """The model a chat request names, checked once here: registered, its files at hand (the
-    worker materializes them), its tool format known. Filesystem work: run it off the loop."""
+def servable_model(name: str, log: CallLog, capability: str = "chat") -> tuple[ModelSpec, ToolFormat]:
+    """The model a request names, checked once here: registered, able to do what the endpoint
+    asks (`capability`: chat, embeddings), its files at hand (the worker materializes them),
+    its tool format known. Filesystem work: run it off the loop."""
     spec = resolve_model(name)
     log.set(resolved_model=spec.id)
+    if capability not in spec.capabilities:
+        endpoint = "/v1/embeddings" if "embeddings" in spec.capabilities else "/v1/chat/completions"
+        raise InvalidRequest(f"The model `{spec.id}` does not support {capability} (its capabilities: "
+                             f"{', '.join(spec.capabilities)}); use {endpoint} with it.",
+                             code="model_not_supported", param="model")
     where = locate_spec(spec)
     if not where.available:
         raise not_available(spec, where.reason)
@@ -123,3 +130,12 @@ async def chat_completions(request: HttpRequest, log: CallLog) -> HttpResponse:
     if data.get("stream"):
         return sse_response(call.stream(), log)
     return json_response(await call.complete(), log)
+
+
+@endpoint("embd")
+async def embeddings(request: HttpRequest, log: CallLog) -> HttpResponse:
+    data = await validated_body(request, log, EmbeddingSerializer)
+    spec, _ = await sync_to_async(servable_model, thread_sensitive=False)(data["model"], log, "embeddings")
+    log.set(input_count=len(data["input"]))
+    events = get_engine().stream(spec, embed_request(data))
+    return json_response(await embeddings_body(spec=spec, data=data, events=events, log=log), log)

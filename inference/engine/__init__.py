@@ -3,17 +3,18 @@ decoders. Plain Python: it knows no HTTP, Django settings or request logs (infer
 builds the process's engine from settings).
 
 Layers, each importing only those before it: types, stops, prompt_cache, scheduler ->
-backends -> session -> sequence -> decode, batch -> engine.
+backends -> session -> sequence -> decode, batch, embed -> engine.
 """
 from .engine import Engine, EngineObserver
 from .scheduler import Job, JobStream
 from .types import (
-    ChatRequest, ContextLengthExceeded, Delta, EngineError, Event, Failed, Finished, ImagesNotPrepared,
+    ChatRequest, ContextLengthExceeded, Delta, Embedded, EmbedRequest, EngineError, Event, Failed, Finished,
+    ImagesNotPrepared,
     Loading, ModelLoadError, QueueFull, SamplingParams, Started, UnsupportedContent,
 )
 
 __all__ = [
-    "ChatRequest", "ContextLengthExceeded", "Delta", "Engine", "EngineError", "EngineObserver", "Event",
+    "ChatRequest", "ContextLengthExceeded", "Delta", "Embedded", "EmbedRequest", "Engine", "EngineError", "EngineObserver", "Event",
     "Failed", "Finished", "ImagesNotPrepared", "Job", "JobStream", "Loading", "ModelLoadError", "QueueFull",
     "SamplingParams", "Started", "UnsupportedContent",
 ]

@@ -2,8 +2,10 @@
 
 MLX is not thread-safe, so every load, unload and generation happens on one thread, in
 arrival order (scheduler.py). A request for another model swaps only between jobs, never
-mid-generation. Each job runs alone (decode.py) or, with batch_size > 1 and a model that can
-batch, shares that thread's decode steps with others (batch.py).
+mid-generation. An embedding model (~100 MB) has a slot of its own beside the generating model,
+so a RAG client that embeds and chats in turn never swaps either out; each slot holds at most
+one model, which keeps memory bounded by the largest model of each kind. Each job runs alone
+(decode.py) or, with batch_size > 1 and a model that can batch, shares that thread's decode steps with others (batch.py).
 """
 from __future__ import annotations
 
@@ -20,12 +22,14 @@ import mlx.core as mx
 from registry.specs import ModelSpec
 
 from .backends import Batching, LoadedModel
+from .backends.embedding import EmbeddingModel
 from .batch import Batch
 from .decode import run_alone
+from .embed import run_embedding
 from .prompt_cache import PromptCache
 from .scheduler import Job, JobStream, Scheduler, batchable
 from .session import Session
-from .types import ChatRequest, Event, Failed, Finished, Loading, ModelLoadError, QueueFull, Started
+from .types import ChatRequest, EmbedRequest, Event, Failed, Finished, Loading, ModelLoadError, QueueFull, Started
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,7 @@ class Engine:
         self._scheduler = Scheduler(max_queue)
         self._idle_since = time.monotonic()
         self._session: Session | None = None
+        self._embedder: EmbeddingModel | None = None  # the embedding slot
         self._state = "idle"
         self._loading: str | None = None
         self._swaps = 0  # reported by status() (/health)
@@ -91,7 +96,7 @@ class Engine:
         """Jobs queued behind the running one whose client is still there."""
         return self._scheduler.waiting()
 
-    def stream(self, spec: ModelSpec, request: ChatRequest | None) -> JobStream:
+    def stream(self, spec: ModelSpec, request: ChatRequest | EmbedRequest | None) -> JobStream:
         """Queue one job and return its events; a full queue is its first (Failed) event."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
@@ -118,6 +123,7 @@ class Engine:
         return {
             "state": self._state,
             "loaded_model": session.model.spec.id if session else None,
+            "embedding_model": self._embedder.spec.id if self._embedder else None,
             "loading_model": self._loading,
             "loaded_at": session.loaded_at if session else None,
             "load_seconds": round(session.load_seconds, 3) if session else None,
@@ -190,7 +196,16 @@ class Engine:
 
     def _serve(self, job: Job) -> bool:
         """One job alone, or, with batch_size > 1 and a model that can batch, the first job of
-        a batch that admits more from the queue (batch.py); True for a batch."""
+        a batch that admits more from the queue (batch.py); True for a batch. An embedding
+        model's job runs in the embedding slot (embed.py)."""
+        if job.spec.backend == "embedding":
+            embedder = self._ensure_embedder(job.spec)
+            self._state = "embedding"
+            if job.request is None:
+                job.emit(Finished("stop", 0, 0))
+            else:
+                run_embedding(embedder, job)
+            return False
         session = self._ensure_loaded(job)
         if job.request is None:  # a preload: loaded is all it asked
             job.emit(Finished("stop", 0, 0))
@@ -227,6 +242,32 @@ class Engine:
             return self._session
         unloaded = self._unload("swap")
         job.emit(Loading(unloaded))
+        model, seconds = self._load(spec)
+        cache = self._cache_factory() if self._cache_factory else None
+        self._session = Session(model, time.time(), seconds, cache, self._default_max_tokens)
+        if unloaded:
+            self._swaps += 1
+        self._observer.model_loaded(spec.id, seconds, unloaded)
+        log.info("loaded %s in %.2fs (%.1f MB)", spec.id, seconds, model.nbytes / 1e6)
+        return self._session
+
+    def _ensure_embedder(self, spec: ModelSpec) -> EmbeddingModel:
+        """The embedding slot holding `spec`'s model (another embedding model is dropped first)."""
+        if self._embedder and self._embedder.spec.id == spec.id:
+            return self._embedder
+        unloaded = None
+        if self._embedder is not None:
+            unloaded, self._embedder = self._embedder.spec.id, None
+            self._released(unloaded, "swap")
+        model, seconds = self._load(spec)
+        self._embedder = model
+        self._observer.model_loaded(spec.id, seconds, unloaded)
+        log.info("loaded embedding model %s in %.2fs (%.1f MB)", spec.id, seconds, model.nbytes / 1e6)
+        return model
+
+    def _load(self, spec: ModelSpec) -> tuple[LoadedModel | EmbeddingModel, float]:
+        """Materialize and load `spec`'s model: (the loaded model, seconds taken), or
+        ModelLoadError with the reason, the memory of a failed load given back."""
         self._state, self._loading = "loading", spec.id
         try:
             started = time.perf_counter()
@@ -251,13 +292,7 @@ class Engine:
             raise
         finally:
             self._loading = None
-        cache = self._cache_factory() if self._cache_factory else None
-        self._session = Session(model, time.time(), seconds, cache, self._default_max_tokens)
-        if unloaded:
-            self._swaps += 1
-        self._observer.model_loaded(spec.id, seconds, unloaded)
-        log.info("loaded %s in %.2fs (%.1f MB)", spec.id, seconds, model.nbytes / 1e6)
-        return self._session
+        return model, seconds
 
     def _unload(self, reason: str) -> str | None:
         """Drop the resident model and give its memory back before anything else loads."""
@@ -265,8 +300,12 @@ class Engine:
             return None
         model_id = self._session.model.spec.id
         self._session = None
+        self._released(model_id, reason)
+        return model_id
+
+    def _released(self, model_id: str, reason: str) -> None:
+        """A model was dropped from its slot: its memory goes back before anything else loads."""
         gc.collect()
         mx.clear_cache()
         self._observer.model_unloaded(model_id, reason)
         log.info("unloaded %s (%s)", model_id, reason)
-        return model_id

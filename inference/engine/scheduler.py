@@ -16,7 +16,7 @@ from typing import Callable
 
 from registry.specs import ModelSpec
 
-from .types import ChatRequest, EngineError, Event, Failed, Finished, QueueFull
+from .types import ChatRequest, Embedded, EmbedRequest, EngineError, Event, Failed, Finished, QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Job:
     spec: ModelSpec
-    request: ChatRequest | None  # None: load only (preload)
+    request: ChatRequest | EmbedRequest | None  # None: load only (preload)
     emit: Callable[[Event], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
     generated: int = 0  # tokens made so far, read when the client leaves before Finished
@@ -45,7 +45,8 @@ def batchable(job: Job) -> bool:
     sampling alone. Requests with images run alone too (mlx-vlm decodes one at a time). A
     count-only job generates nothing: it never joins a batch."""
     request = job.request
-    return request is not None and request.params.seed is None and not request.images and not request.count_only
+    return (isinstance(request, ChatRequest) and request.params.seed is None and not request.images
+            and not request.count_only)
 
 
 class JobStream:
@@ -71,7 +72,7 @@ class JobStream:
         except BaseException:  # cancelled while waiting: nobody will read the rest
             self._close()
             raise
-        if isinstance(event, (Finished, Failed)):
+        if isinstance(event, (Finished, Embedded, Failed)):
             self._done = True
         return event
 

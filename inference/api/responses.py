@@ -48,7 +48,7 @@ class ModelSerializer(serializers.Serializer):
     created = serializers.IntegerField(help_text="Modification time of the model's folder; 0 before it exists.")
     owned_by = serializers.CharField()
     aliases = serializers.ListField(child=serializers.CharField(), help_text="Other names a request may use.")
-    backend = serializers.CharField(help_text="text (mlx-lm) or vision (mlx-vlm).")
+    backend = serializers.CharField(help_text="text (mlx-lm), vision (mlx-vlm) or embedding (mlx-embeddings).")
     tool_format = serializers.CharField(help_text="How the model writes tool calls; none: it does not.")
     capabilities = serializers.ListField(child=serializers.CharField(),
                                          help_text="chat, plus vision and tools as backend and tool_format give.")
@@ -127,3 +127,30 @@ class ChatCompletionResponseSerializer(serializers.Serializer):
     choices = ChoiceSerializer(many=True)
     usage = UsageSerializer()
     system_fingerprint = serializers.CharField(help_text="The model and the MLX it runs on, hashed.")
+
+
+class EmbeddingVectorField(serializers.Field):
+    """A list of floats, or with encoding_format: base64 a string (little-endian float32 bytes)."""
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class EmbeddingSerializer(serializers.Serializer):
+    object = serializers.CharField(help_text="Always embedding.")
+    index = serializers.IntegerField(help_text="The input's position in the request.")
+    embedding = EmbeddingVectorField()
+
+
+class EmbeddingUsageSerializer(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField(help_text="Tokens of every input, special tokens included.")
+    total_tokens = serializers.IntegerField()
+
+
+class EmbeddingResponseSerializer(serializers.Serializer):
+    """The answer of POST /v1/embeddings; documents the shape (api/embeddings.py builds it)."""
+
+    object = serializers.CharField(help_text="Always list.")
+    data = EmbeddingSerializer(many=True)
+    model = serializers.CharField()
+    usage = EmbeddingUsageSerializer()

@@ -2,7 +2,7 @@
 
 The DRF views (models) are described by spectacular, their responses added here by view
 extensions so views.py stays free of documentation. The generating
-endpoints (chat, responses) are plain async Django views (DRF views cannot stream from async
+endpoints (chat, responses) and embeddings are plain async Django views (DRF views cannot stream from async
 code), which spectacular does not see, so a preprocessing hook adds them, each described by an
 APIView that is never routed and only carries the operation's request and response schemas. The
 request schema is ChatCompletionSerializer itself, so the document and the validation are
@@ -21,10 +21,12 @@ from rest_framework import serializers
 from rest_framework.views import APIView
 
 from .anthropic import schema as anthropic_schema
-from .responses import ChatCompletionResponseSerializer, ModelListSerializer, ModelSerializer
+from .responses import (
+    ChatCompletionResponseSerializer, EmbeddingResponseSerializer, ModelListSerializer, ModelSerializer,
+)
 from .responses_api.objects import DeletedResponseSerializer, InputItemListSerializer, ResponseObjectSerializer
 from .responses_api.serializers import CreateResponseSerializer
-from .serializers import ChatCompletionSerializer
+from .serializers import ChatCompletionSerializer, CreateEmbeddingSerializer
 
 ERROR = inline_serializer("Error", {
     "error": inline_serializer("ErrorDetail", {
@@ -49,6 +51,22 @@ class ChatCompletionsSchema(APIView):
                     "chat.completion.chunk objects ending in `data: [DONE]`.",
         request=ChatCompletionSerializer,
         responses={200: ChatCompletionResponseSerializer, **_errors(400, 401, 404, 413, 429, 503)},
+    )
+    def post(self, request):  # pragma: no cover - never routed
+        raise NotImplementedError
+
+
+class EmbeddingsSchema(APIView):
+    """Describes POST /v1/embeddings for the schema; the real view is views.embeddings."""
+
+    @extend_schema(
+        operation_id="createEmbedding",
+        summary="Create embeddings.",
+        description="One vector per input, in input order, from a model with backend: embedding. "
+                    "`truncate: true` (an extension) cuts inputs longer than the model's context "
+                    "instead of refusing them.",
+        request=CreateEmbeddingSerializer,
+        responses={200: EmbeddingResponseSerializer, **_errors(400, 401, 404, 413, 429, 503)},
     )
     def post(self, request):  # pragma: no cover - never routed
         raise NotImplementedError
@@ -107,6 +125,7 @@ class ResponseInputItemsSchema(APIView):
 # The async views spectacular cannot see, each with the APIView that describes it.
 ASYNC_ENDPOINTS = [
     ("/v1/chat/completions", r"^v1/chat/completions$", "POST", ChatCompletionsSchema),
+    ("/v1/embeddings", r"^v1/embeddings$", "POST", EmbeddingsSchema),
     ("/v1/responses", r"^v1/responses$", "POST", ResponsesSchema),
     ("/v1/responses/{response_id}", r"^v1/responses/(?P<response_id>[^/]+)$", "GET", ResponseDetailSchema),
     ("/v1/responses/{response_id}", r"^v1/responses/(?P<response_id>[^/]+)$", "DELETE", ResponseDetailSchema),
@@ -164,6 +183,24 @@ class TextFormatFieldSchema(_Described):
     target_class = "inference.api.responses_api.serializers.TextFormatField"
     schema = build_object_type({"type": {"type": "string", "enum": ["text", "json_object", "json_schema"]}},
                                required=["type"], additionalProperties=True)
+
+
+_TOKENS = {**build_array_type(build_basic_type(OpenApiTypes.INT)), "minItems": 1}
+
+
+class TextsOrTokensFieldSchema(_Described):
+    target_class = "inference.api.serializers.TextsOrTokensField"
+    schema = {"oneOf": [
+        {**build_basic_type(OpenApiTypes.STR), "minLength": 1},
+        {**build_array_type({**build_basic_type(OpenApiTypes.STR), "minLength": 1}), "minItems": 1, "maxItems": 2048},
+        _TOKENS,
+        {**build_array_type(_TOKENS), "minItems": 1, "maxItems": 2048},
+    ]}
+
+
+class EmbeddingVectorFieldSchema(_Described):
+    target_class = "inference.api.responses.EmbeddingVectorField"
+    schema = {"oneOf": [build_array_type(build_basic_type(OpenApiTypes.FLOAT)), build_basic_type(OpenApiTypes.STR)]}
 
 
 class JSONObjectFieldSchema(_Described):

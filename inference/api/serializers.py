@@ -280,7 +280,7 @@ class TextsOrTokensField(serializers.Field):
         return value
 
 
-class EmbeddingSerializer(serializers.Serializer):
+class CreateEmbeddingSerializer(serializers.Serializer):
     model = StrictCharField(max_length=512)
     input = TextsOrTokensField(max_items=lambda: settings.MLX_SERVER_EMBED_MAX_INPUTS)
     encoding_format = serializers.ChoiceField(choices=("float", "base64"), required=False, default="float")

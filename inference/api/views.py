@@ -24,7 +24,7 @@ from .errors import InvalidRequest, ModelNotFound
 from .images import load_request_images
 from .logs import CallLog
 from .responses import ModelEntry, ModelSerializer, model_list
-from .serializers import ChatCompletionSerializer, EmbeddingSerializer
+from .serializers import ChatCompletionSerializer, CreateEmbeddingSerializer
 
 
 def model_entry(spec: ModelSpec, loaded_id: str | None) -> ModelEntry:
@@ -134,7 +134,7 @@ async def chat_completions(request: HttpRequest, log: CallLog) -> HttpResponse:
 
 @endpoint("embd")
 async def embeddings(request: HttpRequest, log: CallLog) -> HttpResponse:
-    data = await validated_body(request, log, EmbeddingSerializer)
+    data = await validated_body(request, log, CreateEmbeddingSerializer)
     spec, _ = await sync_to_async(servable_model, thread_sensitive=False)(data["model"], log, "embeddings")
     log.set(input_count=len(data["input"]))
     events = get_engine().stream(spec, embed_request(data))

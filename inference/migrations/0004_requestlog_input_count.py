@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inference', '0002_request_images'),
+        ('inference', '0003_stored_responses'),
     ]
 
     operations = [

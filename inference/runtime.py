@@ -3,6 +3,7 @@ and its metrics: the one place that knows both the engine and the rest of the ap
 engine package stays plain Python and metrics.py never reaches for the engine itself."""
 from __future__ import annotations
 
+import atexit
 import threading
 from functools import partial
 
@@ -10,10 +11,14 @@ from django.conf import settings
 from prometheus_client import REGISTRY
 
 from registry.active import materialize_spec
+from registry.gguf.importer import IMPORTER_VERSION
+from registry.model_folder import load_estimate
 
 from . import metrics
 from .engine import Engine
 from .engine.backends import load_model
+from .engine.disk_cache import DiskPromptCache, weights_fingerprint
+from .engine.engine import device_memory
 from .engine.prompt_cache import PromptCache
 
 _engine: Engine | None = None
@@ -24,6 +29,9 @@ def get_engine() -> Engine:
     global _engine
     with _lock:
         if _engine is None:
+            device = device_memory()
+            budget = settings.MLX_SERVER_MEMORY_BUDGET
+            disk_bytes = settings.MLX_SERVER_PROMPT_CACHE_DISK_BYTES if settings.MLX_SERVER_PROMPT_CACHE else 0
             _engine = Engine(
                 materialize=materialize_spec,
                 loader=partial(load_model, prefill_step=settings.MLX_SERVER_PREFILL_STEP,
@@ -36,7 +44,12 @@ def get_engine() -> Engine:
                 default_ttl=settings.MLX_SERVER_MODEL_TTL,
                 batch_size=settings.MLX_SERVER_BATCH_SIZE,
                 observer=metrics.EngineMetrics(),
+                memory_budget=int(budget * device) if isinstance(budget, float) else budget,
+                device_bytes=device, estimate=load_estimate,
+                disk_cache=DiskPromptCache(settings.MLX_SERVER_PROMPT_CACHE_DIR, disk_bytes) if disk_bytes else None,
+                fingerprint=partial(weights_fingerprint, version=f"gguf-importer-{IMPORTER_VERSION}"),
             )
+            atexit.register(_engine.shutdown)  # save the prompt caches of the resident models
         return _engine
 
 

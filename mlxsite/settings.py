@@ -199,6 +199,33 @@ MLX_SERVER_PROMPT_CACHE_FULL_KV_TOKENS = env_int("MLX_SERVER_PROMPT_CACHE_FULL_K
 # long prefill, and smaller steps skip the causal mask's upper half (SmolLM2, 1,636 tokens:
 # 9.7 s at 512, 14.1 s at 2048; matmuls at M=512 still run at BLAS speed). 2048 elsewhere.
 MLX_SERVER_PREFILL_STEP = env_int("MLX_SERVER_PREFILL_STEP", 512 if CPU_FAST_PATH else 2048)
+# Saved prompt caches of unloaded models (inference/engine/disk_cache.py), read back when the model
+# returns, also after a restart; bounded in bytes, least recently used first (0: no disk cache).
+MLX_SERVER_PROMPT_CACHE_DISK_BYTES = env_int("MLX_SERVER_PROMPT_CACHE_DISK_BYTES", 8 * 1024**3, minimum=0)
+MLX_SERVER_PROMPT_CACHE_DIR = Path(
+    os.environ.get("MLX_SERVER_PROMPT_CACHE_DIR", DATA_DIR / "prompt-cache")
+).expanduser()
+
+
+def memory_budget(name: str) -> int | float:
+    """Bytes (an integer), or a fraction of the device's memory (0 < x <= 1); 0 or unset: none
+    (one model at a time)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return 0
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number of bytes or a fraction of the device's memory") from None
+    if number < 0 or (number > 1 and not number.is_integer()):
+        raise ImproperlyConfigured(f"{name}={value!r} must be a whole number of bytes or a fraction in (0, 1]")
+    return number if 0 < number <= 1 and "." in value else int(number)
+
+
+# What the resident models may take together, weights plus KV (bytes, or a fraction such as 0.6
+# of the device's memory). Unset: one model at a time, as always. Set: models stay loaded while
+# they fit and the least recently used one without `pin: true` makes room.
+MLX_SERVER_MEMORY_BUDGET = memory_budget("MLX_SERVER_MEMORY_BUDGET")
 # Requests that may wait behind the one being generated; beyond it, 429 with Retry-After (0: no bound).
 MLX_SERVER_MAX_QUEUE = env_int("MLX_SERVER_MAX_QUEUE", 32)
 # Requests decoded together (continuous batching, inference/engine/batch.py); 1: one request at

@@ -33,3 +33,22 @@ def context_length(spec: ModelSpec, path: Path | None) -> int:
     config = _read(path, "config.json")
     text_config = config.get("text_config", config)
     return int(text_config.get("max_position_embeddings") or DEFAULT_CONTEXT)
+
+
+def load_estimate(spec: ModelSpec, path: Path) -> int:
+    """Bytes a load will take before it happens: the weight files on disk plus a KV cache for
+    the whole context (keys and values of every layer at the config's dtype), so the load
+    guard refuses a model that could not serve a full-length request."""
+    path = Path(path)
+    weights = sum(f.stat().st_size for f in path.glob("*.safetensors"))
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return weights
+    text = config.get("text_config", config)
+    layers = int(text.get("num_hidden_layers") or 0)
+    heads = int(text.get("num_attention_heads") or 0)
+    kv_heads = int(text.get("num_key_value_heads") or heads)
+    head_dim = int(text.get("head_dim") or (int(text.get("hidden_size") or 0) // heads if heads else 0))
+    width = 4 if str(text.get("torch_dtype", config.get("torch_dtype"))) == "float32" else 2
+    return weights + 2 * layers * kv_heads * head_dim * width * context_length(spec, path)

@@ -53,6 +53,7 @@ class ModelSpec:
     ttl: float | None = None  # idle seconds before unloading; None: the global setting, 0: never
     # embedding only: the shorter sizes a Matryoshka-trained model may be cut to (`dimensions`)
     dimensions: tuple[int, ...] = ()
+    pin: bool = False  # under a memory budget, never evicted to make room for another model
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -136,6 +137,7 @@ _FIELDS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
         "must be a list of positive integers (the sizes the model was trained to be cut to)"))),
     "ttl": (None, _or_null(_check(lambda v: _is_number(v) and v >= 0,
                                   "must be a number of seconds >= 0 (0: never unload)"))),
+    "pin": (False, _check(lambda v: isinstance(v, bool), "must be true or false")),
 }
 _KNOWN_KEYS = {"id", "source", *_FIELDS}
 

@@ -76,6 +76,7 @@ def serve(monkeypatch):
     """`serve(engine)` makes the views use that engine; `serve(pieces)` builds a scripted one that
     answers those text pieces (tests/scripted.py). Returns a RecordingEngine around it."""
     import inference.api.anthropic.views as anthropic_views
+    import inference.api.control as control
     import inference.api.views as views
     from tests.helpers import RecordingEngine
     from tests.scripted import ScriptedWorld
@@ -85,7 +86,7 @@ def serve(monkeypatch):
         if isinstance(engine_or_pieces, list):
             engine = ScriptedWorld(engine_or_pieces).engine()
         recording = RecordingEngine(engine)
-        for module in (views, anthropic_views):
+        for module in (views, anthropic_views, control):
             monkeypatch.setattr(module, "get_engine", lambda: recording)
         return recording
 

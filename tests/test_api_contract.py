@@ -30,7 +30,7 @@ def test_every_model_key_is_documented_and_every_documented_key_is_sent(client, 
     assert set(listing) == documented(schemas, "ModelList")
     qwen, absent = listing["data"]
     assert set(qwen) == set(absent) == documented(schemas, "Model")
-    assert len(documented(schemas, "Model")) == 15
+    assert len(documented(schemas, "Model")) == 17
     assert qwen["ttl"] == 2 and isinstance(qwen["ttl"], int) and qwen["context_length"] == 512
     assert (qwen["available"], qwen["unavailable_reason"]) == (True, None)
     assert absent["available"] is False and "config.json" in absent["unavailable_reason"]

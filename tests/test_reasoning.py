@@ -178,7 +178,7 @@ def test_template_kwargs_and_reasoning_effort_reach_the_engine(client, thinker):
     assert [r.template_kwargs for r in engine.requests] == [
         {"enable_thinking": False, "reasoning_effort": "low"}, {}]
     # and the session hands them to the model's template
-    (model,) = {id(s.model): s.model for s in [engine.engine._session]}.values()
+    (model,) = {id(s.model): s.model for s in [engine.engine.session]}.values()
     assert model.template_kwargs_seen[-2:] == [{"enable_thinking": False, "reasoning_effort": "low"}, {}]
 
 
@@ -249,7 +249,7 @@ def qwen3(tiny_qwen3_thinking_dirs, models_yaml, serve):
 
 def rendered(engine, model_id, **template_kwargs):
     """The prompt the resident model rendered for a request, as text."""
-    model = engine.engine._session.model
+    model = engine.engine.session.model
     assert model.spec.id == model_id
     prompt = model.render_prompt(ASK, None, (), template_kwargs)
     return model.tokenizer.decode(prompt.tokens), prompt.opens_reasoning

@@ -81,7 +81,7 @@ def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
         logprobs=(data.get("top_logprobs") or 0) if data.get("logprobs") else None,
     )
     return ChatRequest(messages=data["messages"], params=params, tools=tools, images=images or [],
-                       template_kwargs=template_kwargs_of(data))
+                       template_kwargs=template_kwargs_of(data), keep_alive=data.get("keep_alive"))
 
 
 @cache

@@ -91,6 +91,14 @@ class Unauthorized(APIError):
         super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="mlx-server"'})
 
 
+class Forbidden(APIError):
+    """Signed in, but not as staff (the control endpoints)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "permission_denied"
+    error_type = "permission_error"
+
+
 class UnknownURL(APIError):
     status_code = status.HTTP_404_NOT_FOUND
     default_code = "unknown_url"

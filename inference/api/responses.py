@@ -33,6 +33,8 @@ class ModelEntry:
     available: bool
     unavailable_reason: str | None
     loaded: bool
+    memory_bytes: int | None
+    pinned: bool
     ttl: float | None
     fixture: bool
     description: str
@@ -55,7 +57,10 @@ class ModelSerializer(serializers.Serializer):
     context_length = serializers.IntegerField(help_text="Prompt plus completion tokens.")
     available = serializers.BooleanField(help_text="Loadable now (maybe after a local import or build).")
     unavailable_reason = serializers.CharField(allow_null=True, help_text="Why not, when not available.")
-    loaded = serializers.BooleanField(help_text="In memory now.")
+    loaded = serializers.BooleanField(help_text="In memory now (resident).")
+    memory_bytes = serializers.IntegerField(
+        allow_null=True, help_text="What it counts for against the memory budget while resident (weights + KV); null: not loaded.")
+    pinned = serializers.BooleanField(help_text="models.yaml `pin`: never evicted to make room under the memory budget.")
     ttl = NumberField(allow_null=True, help_text="Idle seconds before it is unloaded; null: never.")
     fixture = serializers.BooleanField(help_text="A tiny random-weight test model, not for chat.")
     description = serializers.CharField(allow_blank=True)

@@ -144,6 +144,8 @@ class ChatCompletionSerializer(serializers.Serializer):
     reasoning_effort = serializers.ChoiceField(choices=REASONING_EFFORTS, required=False, allow_null=True)
     # Extra chat template variables, as vLLM and llama.cpp's server take them (enable_thinking...).
     chat_template_kwargs = JSONObjectField(required=False, allow_null=True)
+    # Ollama's: seconds the model stays loaded after this request (0: unload now; < 0: for ever).
+    keep_alive = StrictFloatField(required=False, allow_null=True)
 
     def to_internal_value(self, data: Any) -> dict:
         return super().to_internal_value(with_legacy_functions(data))

@@ -2,13 +2,15 @@ from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from ..metrics import metrics_view
-from . import views
+from . import control, views
 from .anthropic import views as anthropic
 from .responses_api import views as responses
 
 urlpatterns = [
     path("health", views.HealthView.as_view(), name="health"),
     path("v1/models", views.ModelListView.as_view(), name="models"),
+    path("v1/models/<path:model>/load", control.load_model, name="model-load"),
+    path("v1/models/<path:model>/unload", control.unload_model, name="model-unload"),
     path("v1/models/<path:model>", views.ModelDetailView.as_view(), name="model-detail"),
     path("v1/chat/completions", views.chat_completions, name="chat-completions"),
     path("v1/messages", anthropic.messages, name="messages"),

@@ -27,8 +27,10 @@ from .responses import ModelEntry, ModelSerializer, model_list
 from .serializers import ChatCompletionSerializer, CreateEmbeddingSerializer
 
 
-def model_entry(spec: ModelSpec, loaded_id: str | None) -> ModelEntry:
+def model_entry(spec: ModelSpec) -> ModelEntry:
     where = locate_spec(spec)
+    engine = get_engine()
+    resident = {m["id"]: m for m in engine.resident()}.get(spec.id)
     return ModelEntry(
         id=spec.id,
         created=int(where.path.stat().st_mtime) if where.path else 0,
@@ -39,8 +41,10 @@ def model_entry(spec: ModelSpec, loaded_id: str | None) -> ModelEntry:
         context_length=context_length(spec, where.path),
         available=where.available,
         unavailable_reason=where.reason or None,
-        loaded=spec.id == loaded_id,
-        ttl=get_engine().ttl_of(spec) or None,
+        loaded=resident is not None,
+        memory_bytes=resident["budget_bytes"] if resident else None,
+        pinned=spec.pin,
+        ttl=(resident["ttl_seconds"] if resident else engine.ttl_of(spec)) or None,
         fixture=spec.fixture,
         description=spec.description,
     )
@@ -88,14 +92,12 @@ def servable_model(name: str, log: CallLog, capability: str = "chat") -> tuple[M
 
 class ModelListView(APIView):
     def get(self, request):
-        registry = get_registry()
-        loaded = get_engine().loaded_id
-        return Response(model_list([model_entry(s, loaded) for s in registry.specs]))
+        return Response(model_list([model_entry(s) for s in get_registry().specs]))
 
 
 class ModelDetailView(APIView):
     def get(self, request, model: str):
-        return Response(ModelSerializer(model_entry(resolve_model(model), get_engine().loaded_id)).data)
+        return Response(ModelSerializer(model_entry(resolve_model(model))).data)
 
 
 class HealthView(APIView):

@@ -36,6 +36,12 @@ class PromptCache:
             return
         self._lru.insert_cache(key, tokens[:offset], cache)
 
+    def entries(self) -> list[tuple[Hashable, list[int], list[Any]]]:
+        """Every entry as (key, tokens, KV cache), oldest first, to save them (disk_cache.py).
+        mlx-lm keeps no public walk of its LRU, so this reads its order and trie."""
+        return [(key, list(tokens), self._lru._trie.get(key, tokens).prompt_cache)
+                for lru in self._lru._lru._lrus.values() for key, tokens in lru]
+
     @property
     def nbytes(self) -> int:
         return self._lru.nbytes

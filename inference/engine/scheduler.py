@@ -23,11 +23,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Job:
-    spec: ModelSpec
-    request: ChatRequest | EmbedRequest | None  # None: load only (preload)
+    spec: ModelSpec | None  # None: every model (the shutdown's unload)
+    request: ChatRequest | EmbedRequest | None  # None: load only (preload), or unload
     emit: Callable[[Event], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
     generated: int = 0  # tokens made so far, read when the client leaves before Finished
+    unload: bool = False  # a control job: unload the model (request is None)
+    passed: int = 0  # later jobs served before it while it waited for a load (Scheduler.take)
 
     def fail(self, exc: Exception) -> None:
         """Report an error as this job's last event: an EngineError as it is, anything else (a
@@ -113,16 +115,42 @@ class Scheduler:
         with self._jobs.mutex:
             return sum(1 for job in self._jobs.queue if not job.cancelled.is_set())
 
-    def take(self, timeout: float | None) -> Job | None:
+    def waiting_for(self, model_id: str) -> bool:
+        """Whether a live job of that model is queued."""
+        with self._jobs.mutex:
+            return any(job.spec is not None and job.spec.id == model_id and not job.cancelled.is_set()
+                       for job in self._jobs.queue)
+
+    def take(self, timeout: float | None, *, needs_eviction: Callable[[Job], bool] | None = None,
+             resident: Callable[[Job], bool] | None = None, max_passes: int = 0) -> Job | None:
         """The next job whose client is still there, waiting up to `timeout` seconds (None:
-        for ever); None when the time ran out first."""
+        for ever); None when the time ran out first.
+
+        With `needs_eviction` (a memory budget): when the head's load would evict a resident
+        model, a later generation job of a resident model runs first (no thrash when clients
+        alternate models), but at most `max_passes` of them pass any one job, so none starves.
+        """
         while True:
             try:
                 job = self._jobs.get(timeout=timeout)
             except queue.Empty:
                 return None
-            if not job.cancelled.is_set():  # else the client left while it waited
+            if job.cancelled.is_set():  # the client left while it waited
+                continue
+            if needs_eviction is None or resident is None or job.passed >= max_passes or not needs_eviction(job):
                 return job
+            with self._jobs.mutex:
+                jobs = self._jobs.queue
+                at = next((i for i, other in enumerate(jobs) if not other.cancelled.is_set()
+                           and other.request is not None and resident(other)), None)
+                if at is None:
+                    return job
+                later = jobs[at]
+                del jobs[at]
+                for passed in (job, *list(jobs)[:at]):
+                    passed.passed += 1
+                jobs.appendleft(job)  # the head keeps its place
+                return later
 
     def take_joiner(self, model_id: str) -> Job | None:
         """The head of the queue, taken, when it can join a running batch of `model_id`: it
@@ -135,7 +163,8 @@ class Scheduler:
             if job is None:
                 return None
             if not job.cancelled.is_set():
-                if job.spec.id != model_id or (job.request is not None and not batchable(job)):
+                if job.spec is None or job.unload or job.spec.id != model_id or (
+                        job.request is not None and not batchable(job)):
                     return None
             self._jobs.get_nowait()
             if not job.cancelled.is_set():

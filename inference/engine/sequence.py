@@ -90,6 +90,7 @@ class Sequence:
     def finish(self, reason: str, cache: list | None) -> None:
         """Store its KV cache for the next turn's prefix and send Finished with its counts."""
         self.session.store(self.prepared, self.tokens, cache)
+        self.session.keep_alive(self.job.request.keep_alive)
         n = len(self.tokens)
         rate = (n - 1) / (self.last - self.first) if n > 1 and self.last > self.first else 0.0
         self.job.emit(Finished(reason, len(self.prepared.prompt.tokens), n,

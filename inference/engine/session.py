@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import LoadedModel, Prompt
+from .disk_cache import Shelf
 from .messages import prompt_chars
 from .prompt_cache import PromptCache
 from .types import ChatRequest, ContextLengthExceeded
@@ -31,8 +32,27 @@ class Session:
     model: LoadedModel
     loaded_at: float  # wall clock
     load_seconds: float
-    prompt_cache: PromptCache | None  # dropped with the model on swap
+    prompt_cache: PromptCache | None  # saved to `disk` (if any) and dropped with the model
     default_max_tokens: int  # for requests that set none, capped by the room left
+    footprint: int = 0  # bytes the load guard counted for it (weights + KV), or model.nbytes
+    disk: Shelf | None = None  # its entries on disk, read back when a prompt would reuse them
+    idle_since: float = 0.0  # monotonic
+    ttl: float | None = None  # set by a request's keep_alive; None: the spec's or the default
+    release: bool = False  # a request's keep_alive was 0: unload once no job of it waits
+
+    def keep_alive(self, seconds: float | None) -> None:
+        """A finished request's keep_alive (Ollama's): 0 unloads the model once nothing else
+        waits for it, a negative value keeps it for ever, else it is its TTL from now on."""
+        if seconds is None:
+            return
+        self.release = seconds == 0
+        if seconds:
+            self.ttl = max(0.0, seconds)  # a TTL of 0 is never
+
+    @property
+    def bytes(self) -> int:
+        """What it counts for against the memory budget."""
+        return max(self.footprint, self.model.nbytes)
 
     def prepare(self, request: ChatRequest) -> Prepared:
         """Render the prompt, check it fits, and find its cached prefix (or a fresh cache)."""
@@ -57,6 +77,12 @@ class Session:
         key = (model.spec.id, *prompt.cache_key)
         cache, rest = store.fetch(key, prompt.tokens) if store is not None else (None, prompt.tokens)
         cached = n_prompt - len(rest)
+        if store is not None and self.disk is not None:
+            found = self.disk.fetch(key, prompt.tokens, better_than=cached)
+            if found is not None:  # a longer prefix saved before an unload or a restart
+                store.store(key, *found)
+                cache, rest = store.fetch(key, prompt.tokens)
+                cached = n_prompt - len(rest)
         if cache is None or not model.accepts_cached_prefix(prompt, cached):
             cache, cached = model.new_cache(n_prompt + max_tokens, prompt), 0
         return Prepared(prompt, key, cache, cached, max_tokens)
@@ -80,3 +106,9 @@ class Session:
         """Keep a finished request's KV cache for the next turn's prefix."""
         if self.prompt_cache is not None and cache is not None:
             self.prompt_cache.store(prepared.key, prepared.prompt.tokens + generated, cache)
+
+    def save_prompt_cache(self) -> int:
+        """Write the in-memory entries to disk before the model goes; how many were new."""
+        if self.disk is None or self.prompt_cache is None or not len(self.prompt_cache):
+            return 0
+        return self.disk.save(self.prompt_cache.entries())

@@ -44,6 +44,9 @@ class ChatRequest:
     # Extra variables for the chat template (the request's chat_template_kwargs, e.g.
     # enable_thinking, and its reasoning_effort).
     template_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Seconds the model stays loaded after this request (Ollama's keep_alive): 0 unloads it
+    # when the request ends, a negative value keeps it for ever; None: its spec's TTL.
+    keep_alive: float | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,13 @@ class EngineError(Exception):
 
 class ModelLoadError(EngineError):
     code = "model_load_failed"
+
+
+class InsufficientMemory(ModelLoadError):
+    """The model would not fit in what the budget or the device can give, even after every
+    model that may be evicted is; `details` holds the numbers (bytes)."""
+
+    code = "insufficient_memory"
 
 
 class ContextLengthExceeded(EngineError):

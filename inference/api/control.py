@@ -48,7 +48,8 @@ async def control(request: HttpRequest, log: CallLog, model: str, *, unload: boo
         spec = await sync_to_async(resolve_model, thread_sensitive=False)(model)
         log.set(resolved_model=spec.id)
     else:
-        spec, _ = await sync_to_async(servable_model, thread_sensitive=False)(model, log)
+        spec = await sync_to_async(resolve_model, thread_sensitive=False)(model)
+        spec, _ = await sync_to_async(servable_model, thread_sensitive=False)(model, log, spec.capabilities[0])
     engine = get_engine()
     events = engine.unload(spec) if unload else engine.stream(spec, None)
     async for event in events:

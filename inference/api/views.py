@@ -41,7 +41,7 @@ def model_entry(spec: ModelSpec) -> ModelEntry:
         context_length=context_length(spec, where.path),
         available=where.available,
         unavailable_reason=where.reason or None,
-        loaded=resident is not None,
+        loaded=engine.is_resident(spec.id),
         memory_bytes=resident["budget_bytes"] if resident else None,
         pinned=spec.pin,
         ttl=(resident["ttl_seconds"] if resident else engine.ttl_of(spec)) or None,

@@ -226,7 +226,10 @@ class Engine:
         return session.model.spec.id if session else None
 
     def is_resident(self, model_id: str) -> bool:
-        return any(s.model.spec.id == model_id for s in self._resident)
+        """Loaded now: a generating model, or the one in the embedding slot."""
+        embedder = self._embedder
+        return (embedder is not None and embedder.spec.id == model_id) or any(
+            s.model.spec.id == model_id for s in self._resident)
 
     @property
     def session(self) -> Session | None:

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "inference.shutdown.drain_middleware",  # outermost: a request is in flight until it is sent
     "django.middleware.security.SecurityMiddleware",
     "inference.middleware.request_log_middleware",
     # Before the key check: a browser's preflight carries no key, and a refused request still
@@ -241,6 +242,8 @@ MLX_SERVER_EMBED_MAX_INPUTS = env_int("MLX_SERVER_EMBED_MAX_INPUTS", 2048, minim
 # Seconds a model may sit idle before it is unloaded, unless its models.yaml `ttl` says otherwise
 # (0: never).
 MLX_SERVER_MODEL_TTL = env_int("MLX_SERVER_MODEL_TTL", 0)
+# On SIGTERM: seconds the answers in flight may take to finish before they are cancelled.
+MLX_SERVER_SHUTDOWN_GRACE = env_float("MLX_SERVER_SHUTDOWN_GRACE", 30.0, minimum=0)
 # When set, every /v1 call and /metrics need `Authorization: Bearer <key>`; /health stays open.
 MLX_SERVER_API_KEY = os.environ.get("MLX_SERVER_API_KEY", "")
 

@@ -19,7 +19,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers
 
-from .errors import APIError, InvalidRequest, MethodNotAllowed, RequestTooLarge, error_response, from_validation_error
+from ..shutdown import draining
+from .errors import (
+    APIError, InvalidRequest, MethodNotAllowed, RequestTooLarge, ShuttingDown, error_response, from_validation_error,
+)
 from .logs import CallLog, new_request_id
 
 Handler = Callable[[HttpRequest, CallLog], Awaitable[HttpResponse]]
@@ -40,6 +43,8 @@ def endpoint(id_prefix: str, *, render_error: Callable[[APIError], HttpResponse]
             try:
                 if request.method not in methods:
                     raise MethodNotAllowed(f"Method {request.method} not allowed; use {' or '.join(methods)}.")
+                if draining():
+                    raise ShuttingDown()
                 return await handler(request, log, *args, **kwargs)
             except APIError as error:
                 log.fail(error)

@@ -74,6 +74,16 @@ class ServiceUnavailable(APIError):
     error_type = "server_error"
 
 
+class ShuttingDown(ServiceUnavailable):
+    """SIGTERM came: no new generation starts; `Retry-After` for the server that replaces this one."""
+
+    default_code = "shutting_down"
+
+    def __init__(self) -> None:
+        super().__init__("The server is shutting down and takes no new requests.",
+                         headers={"Retry-After": "5"})
+
+
 class ServerError(APIError):
     status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
     default_detail = "The server had an error while processing your request."

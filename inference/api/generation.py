@@ -184,19 +184,22 @@ class Generation:
                     return
                 elif isinstance(event, Failed):
                     raise api_error_of(event.error)
-        except asyncio.CancelledError:  # the client left while waiting in the queue or a load
-            await self.log_cancelled()
+        except asyncio.CancelledError as cancel:  # the client left while waiting in the queue or a load
+            await self.log_cancelled(cancel)
             raise
         except Exception:  # the view answers it; the engine stops working for nobody
             await self.events.aclose()
             raise
         raise ServerError("the engine ended the request without an answer")
 
-    async def log_cancelled(self) -> None:
-        """The client left: the row says so, with what was made until the engine stopped."""
+    async def log_cancelled(self, cancel: BaseException | None = None) -> None:
+        """The client left (or the server, shutting down, cancelled the request with its reason
+        as the cancellation's message): the row says so, with what was made until the engine
+        stopped."""
         self._close_parser()
+        reason = cancel.args[0] if cancel is not None and cancel.args else "client disconnected"
         self.log.set(status_code=499, outcome=RequestLog.Outcome.CANCELLED, finish_reason="cancelled",
-                     completion_tokens=self.events.generated, error="client disconnected")
+                     completion_tokens=self.events.generated, error=str(reason))
         if "response" not in self.log.fields:
             self.log.set(response=logged_message(self.parser.result(), self.reasoning_text))
         await self.log.write()
@@ -244,8 +247,8 @@ class Generation:
             async for item in self.outputs():
                 if isinstance(item, Outcome):
                     return item
-        except asyncio.CancelledError:
-            await self.log_cancelled()
+        except asyncio.CancelledError as cancel:
+            await self.log_cancelled(cancel)
             raise
         except Exception:  # the view answers it; the engine stops working for nobody
             await self.events.aclose()
@@ -260,6 +263,7 @@ class Generation:
     async def stream(self, encoder: StreamEncoder) -> AsyncIterator[bytes]:
         """The dialect's frames as the answer is made; the row is written before the last
         frame, so it exists once the client has seen the end."""
+        cancel: BaseException | None = None
         try:
             for frame in encoder.opening():
                 yield frame
@@ -279,10 +283,13 @@ class Generation:
         except Exception as exc:  # a bug mid-stream is an error, not a client that left
             for frame in await self._ended_by(self.log.fail_unexpected(exc), encoder):
                 yield frame
+        except asyncio.CancelledError as cancelled:
+            cancel = cancelled
+            raise
         finally:
             await self.events.aclose()
             if not self.log.written:  # the client left before the end
-                await self.log_cancelled()
+                await self.log_cancelled(cancel)
 
 
 @dataclass(frozen=True)

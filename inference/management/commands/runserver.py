@@ -26,6 +26,12 @@ class Command(DaphneRunserver):
         from inference.blas import load_fast_blas
 
         body_limit.install()
+        if options.get("use_reloader") is False:  # Daphne's signal handlers only run without it
+            from twisted.internet import reactor
+
+            from inference import shutdown
+
+            shutdown.install(reactor)
 
         self.stdout.write(f"MLX device: {mx.default_device()} (mlx {mx.__version__})\n")
         self.stdout.write(f"{load_fast_blas().line()}\n")

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     # inference comes before daphne so its runserver (Daphne, port 1234) wins.
     "inference",
     "registry",
+    "web",
     "daphne",
     "django.contrib.admin",
     "django.contrib.auth",

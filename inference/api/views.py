@@ -92,7 +92,7 @@ def servable_model(name: str, log: CallLog, capability: str = "chat") -> tuple[M
 
 class ModelListView(APIView):
     def get(self, request):
-        return Response(model_list([model_entry(s) for s in get_registry().specs]))
+        return Response(model_list(model_entries()))
 
 
 class ModelDetailView(APIView):
@@ -100,16 +100,26 @@ class ModelDetailView(APIView):
         return Response(ModelSerializer(model_entry(resolve_model(model))).data)
 
 
+def server_status() -> dict:
+    """What /health answers, and what the front page shows."""
+    engine = get_engine()
+    return {
+        "status": "ok",
+        "uptime_seconds": round(time.time() - engine.started_at, 3),
+        "default_model": get_registry().default_id,
+        **engine.status(),
+        "blas": load_fast_blas().as_dict(),
+    }
+
+
+def model_entries() -> list[ModelEntry]:
+    """Every registered model as /v1/models lists it (filesystem work: off the loop)."""
+    return [model_entry(s) for s in get_registry().specs]
+
+
 class HealthView(APIView):
     def get(self, request):
-        engine = get_engine()
-        return Response({
-            "status": "ok",
-            "uptime_seconds": round(time.time() - engine.started_at, 3),
-            "default_model": get_registry().default_id,
-            **engine.status(),
-            "blas": load_fast_blas().as_dict(),
-        })
+        return Response(server_status())
 
 
 @endpoint("chatcmpl-")  # the completion's id is the row's, as OpenAI's look

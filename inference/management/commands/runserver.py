@@ -47,6 +47,8 @@ class Command(DaphneRunserver):
                 raise CommandError(f"--preload: no model named {name!r} in {registry.path}")
             self.stdout.write(f"Preloading {spec.id} ...\n")
             get_engine().preload(spec)
+        host = f"[{self.addr}]" if self._raw_ipv6 else self.addr
+        self.stdout.write(f"Front page: http://{host}:{self.port}/ (playground, admin, dashboard)\n")
         return super().inner_run(*args, **options)
 
     def get_application(self, options):

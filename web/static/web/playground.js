@@ -133,7 +133,11 @@ function requestBody() {
     max_tokens: Number($("max-tokens").value),
   };
   const tools = parseJSONBox("tools", "Tools");
-  if (tools) { body.tools = tools; body.tool_choice = $("tool-choice").value; }
+  if (tools) {
+    body.tools = tools;
+    body.tool_choice = $("tool-choice").value;
+    body.parallel_tool_calls = $("parallel-tools").checked;
+  }
   const schema = parseJSONBox("schema", "The JSON Schema");
   if (schema) body.response_format = { type: "json_schema", json_schema: { name: "answer", schema, strict: true } };
   return body;

@@ -122,6 +122,7 @@ def test_front_page_shows_the_server_and_its_models(page, web_server):
 
 def test_playground_streams_an_answer_with_its_figures(page, web_server):
     open_playground(page, web_server, SMOLLM2)
+    assert not page.locator("#attach-label").is_visible()  # a text model takes no image
     send(page, "Count from one to thirty, in words.", max_tokens=12)
     page.wait_for_function(STREAMING_TEXT)  # text on the page while the answer is still coming
     answer = wait_answer(page)

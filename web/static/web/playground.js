@@ -34,7 +34,7 @@ async function loadModels() {
     showError(body.error ? body.error.message : `GET /v1/models: ${response.status}`);
     return;
   }
-  models = body.data;
+  models = body.data.filter((m) => m.capabilities.includes("chat"));  // not the embedding models
   const wanted = new URLSearchParams(location.search).get("model") || $("model").value;
   $("model").replaceChildren(...models.map((m) => {
     const option = el("option", "", m.id + (m.available ? "" : " (unavailable)"));

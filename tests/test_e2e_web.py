@@ -109,6 +109,7 @@ STREAMING_TEXT = """() => { const m = document.querySelector('.msg.assistant.str
 
 
 def test_front_page_shows_the_server_and_its_models(page, web_server):
+    assert f"Front page: {web_server.url}/" in web_server.log_path.read_text()  # what ./run.sh prints
     page.goto(f"{web_server.url}/")
     for model in (SMOLLM2, VISION):
         assert page.locator(f"tr[data-model='{model}']").is_visible()

@@ -188,6 +188,17 @@ def test_a_forced_tool_call_shows_as_a_card(page, web_server):
     screenshot(page, "playground-tools")
 
 
+def test_the_schema_box_constrains_the_answer(page, web_server):
+    open_playground(page, web_server, VISION)
+    page.click("summary:has-text('Structured output')")
+    page.fill("#schema", json.dumps({"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}},
+                                     "required": ["answer"], "additionalProperties": False}))
+    send(page, "Is the sky blue? Answer in JSON.", max_tokens=48)
+    answer = wait_answer(page)
+    assert answer.get_attribute("data-finish") == "stop", page.inner_text("#error")
+    assert json.loads(answer.locator(".content").inner_text())["answer"] in ("yes", "no")
+
+
 def test_admin_dashboard_and_conversation_view(page, web_server):
     web_server.openai().chat.completions.create(model=VISION, max_tokens=4, messages=[{"role": "user", "content": [
         {"type": "text", "text": "Describe it."},

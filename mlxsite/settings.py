@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+import dj_database_url
 from corsheaders.defaults import default_headers
 from django.core.exceptions import ImproperlyConfigured
 
@@ -128,8 +129,19 @@ TEMPLATES = [
     },
 ]
 
+
+def _database_from_url(url: str) -> dict:
+    """DATABASE_URL (dj-database-url's forms, e.g. postgres://user:pass@host:5432/name) lets
+    several servers share one database; a URL it cannot read stops the start-up, named.
+    Connections stay per request (CONN_MAX_AGE 0): Django's advice under ASGI."""
+    try:
+        return dj_database_url.parse(url)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {error}") from None
+
+
 DATABASES = {
-    "default": {
+    "default": _database_from_url(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") else {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("MLX_SERVER_DB", str(DATA_DIR / "db.sqlite3")),
         # Log rows are written while other requests read; wait for the lock instead of failing.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import requests
 import yaml
+
+from . import database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,11 +72,14 @@ class ServerProcess:
 
 
 class LiveServer(ServerProcess):
-    """`manage.py runserver` (Daphne) in its own process, on its own database and models.yaml."""
+    """`manage.py runserver` (Daphne) in its own process, on its own models.yaml and database:
+    a SQLite file in `root`, or where DATABASE_URL names a PostgreSQL server, a new database
+    there (dropped at stop). `database_url` instead shares one database between servers."""
 
     name = "server"
 
-    def __init__(self, root: Path, models: dict, env: dict[str, str] | None = None):
+    def __init__(self, root: Path, models: dict, env: dict[str, str] | None = None,
+                 database_url: str | None = None):
         super().__init__(root / "server.log")
         self.root = root
         (root / "models.yaml").write_text(yaml.safe_dump(models, sort_keys=False))
@@ -88,6 +92,12 @@ class LiveServer(ServerProcess):
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+        self.own_database = database_url is None and bool(self.env.get("DATABASE_URL"))
+        if self.own_database:
+            database_url = database.create_postgres_database(self.env["DATABASE_URL"], "mlx_live")
+        if database_url:
+            self.env["DATABASE_URL"] = database_url
+        self.database: str | Path = database_url or root / "db.sqlite3"
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env,
@@ -116,6 +126,10 @@ class LiveServer(ServerProcess):
         return requests.get(f"{self.url}/health", timeout=10).json()
 
     def log_rows(self) -> list[dict]:
-        with sqlite3.connect(self.root / "db.sqlite3") as db:
-            db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute("SELECT * FROM inference_requestlog ORDER BY id")]
+        return database.rows(self.database)
+
+    def stop(self) -> None:
+        super().stop()
+        if self.own_database:
+            database.drop_postgres_database(self.database)
+            self.own_database = False

@@ -91,3 +91,20 @@ def serve(monkeypatch):
         return recording
 
     return use
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL server the suite may use (MLX_SERVER_TEST_POSTGRES, a URL whose user can
+    create databases; .ci/run starts one and exports it). Without it the PostgreSQL tests skip,
+    except under CI=true, where PostgreSQL is part of the run and its absence fails."""
+    import os
+
+    url = os.environ.get("MLX_SERVER_TEST_POSTGRES")
+    if url:
+        return url
+    reason = ("no PostgreSQL for this run: set MLX_SERVER_TEST_POSTGRES=postgres://USER@127.0.0.1:PORT/postgres "
+              "(a user that may create databases; .ci/run starts a throw-away server and sets it)")
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true, but {reason}")
+    pytest.skip(reason)

@@ -1,5 +1,6 @@
-"""Misconfiguration stops the start-up with the variable named, and the downloads folder is one
-setting (MLX_SERVER_DOWNLOADS_DIR, under the data folder by default)."""
+"""Misconfiguration stops the start-up with the variable named, the downloads folder is one
+setting (MLX_SERVER_DOWNLOADS_DIR, under the data folder by default), and DATABASE_URL picks
+the database (SQLite by default)."""
 import os
 import subprocess
 import sys
@@ -11,10 +12,10 @@ REPO = Path(__file__).resolve().parent.parent
 SHOW = "from django.conf import settings; print(settings.MLX_SERVER_DOWNLOADS_DIR, settings.MLX_SERVER_BATCH_SIZE)"
 
 
-def settings_with(tmp_path, **env) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLX_SERVER_")}
+def settings_with(tmp_path, show: str = SHOW, **env) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLX_SERVER_") and k != "DATABASE_URL"}
     environ.update(DJANGO_SETTINGS_MODULE="mlxsite.settings", MLX_SERVER_DATA_DIR=str(tmp_path), **env)
-    return subprocess.run([sys.executable, "-c", SHOW], cwd=REPO, env=environ, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", show], cwd=REPO, env=environ, capture_output=True, text=True)
 
 
 def test_downloads_default_under_the_data_dir_and_overridable(tmp_path):
@@ -33,3 +34,19 @@ def test_a_bad_number_is_improperly_configured(tmp_path, env, words):
     out = settings_with(tmp_path, **env)
     assert out.returncode != 0
     assert f"ImproperlyConfigured: {words}" in out.stderr
+
+
+DATABASE = "from django.conf import settings; d = settings.DATABASES['default']; print(d['ENGINE'], d['NAME'])"
+
+
+def test_sqlite_is_the_default_and_database_url_picks_another(tmp_path):
+    default = settings_with(tmp_path, DATABASE).stdout.split()
+    assert default == ["django.db.backends.sqlite3", str(tmp_path / "db.sqlite3")]
+    out = settings_with(tmp_path, DATABASE, DATABASE_URL="postgres://mlx:secret@127.0.0.1:5432/logs")
+    assert out.stdout.split() == ["django.db.backends.postgresql", "logs"], out.stderr
+
+
+def test_a_database_url_of_no_known_scheme_is_improperly_configured(tmp_path):
+    out = settings_with(tmp_path, DATABASE, DATABASE_URL="mangodb://127.0.0.1/logs")
+    assert out.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL is not a database URL: Scheme 'mangodb://' is unknown" in out.stderr

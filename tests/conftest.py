@@ -103,8 +103,8 @@ def postgres_url() -> str:
     url = os.environ.get("MLX_SERVER_TEST_POSTGRES")
     if url:
         return url
-    reason = ("no PostgreSQL for this run: set MLX_SERVER_TEST_POSTGRES=postgres://USER@127.0.0.1:PORT/postgres "
-              "(a user that may create databases; .ci/run starts a throw-away server and sets it)")
+    reason = ("no PostgreSQL for this run: set MLX_SERVER_TEST_POSTGRES to a postgres:// URL on 127.0.0.1 whose "
+              "user may create databases (.ci/run starts a throw-away server and sets it)")
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true, but {reason}")
     pytest.skip(reason)

@@ -42,7 +42,7 @@ DATABASE = "from django.conf import settings; d = settings.DATABASES['default'];
 def test_sqlite_is_the_default_and_database_url_picks_another(tmp_path):
     default = settings_with(tmp_path, DATABASE).stdout.split()
     assert default == ["django.db.backends.sqlite3", str(tmp_path / "db.sqlite3")]
-    out = settings_with(tmp_path, DATABASE, DATABASE_URL="postgres://mlx:secret@127.0.0.1:5432/logs")
+    out = settings_with(tmp_path, DATABASE, DATABASE_URL="postgres://127.0.0.1:5432/logs")
     assert out.stdout.split() == ["django.db.backends.postgresql", "logs"], out.stderr
 
 

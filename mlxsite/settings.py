@@ -255,6 +255,10 @@ MLX_SERVER_EMBED_MAX_INPUTS = env_int("MLX_SERVER_EMBED_MAX_INPUTS", 2048, minim
 # Seconds a model may sit idle before it is unloaded, unless its models.yaml `ttl` says otherwise
 # (0: never).
 MLX_SERVER_MODEL_TTL = env_int("MLX_SERVER_MODEL_TTL", 0)
+# Request-log rows older than this many days are deleted (hourly, as rows are written); 0: kept.
+MLX_SERVER_LOG_RETENTION_DAYS = env_float("MLX_SERVER_LOG_RETENTION_DAYS", 0.0, minimum=0)
+# 0: log rows keep metadata only (no request/response bodies, no tool-call arguments).
+MLX_SERVER_LOG_BODIES = env_bool("MLX_SERVER_LOG_BODIES", True)
 # On SIGTERM: seconds the answers in flight may take to finish before they are cancelled.
 MLX_SERVER_SHUTDOWN_GRACE = env_float("MLX_SERVER_SHUTDOWN_GRACE", 30.0, minimum=0)
 # When set, every /v1 call and /metrics need `Authorization: Bearer <key>`; /health stays open.

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
 from ..models import RequestLog, ToolCallLog
+from ..retention import maybe_prune
 from .errors import APIError, ErrorResponse, ServerError
 
 logger = logging.getLogger(__name__)
@@ -108,12 +109,13 @@ class CallLog:
         response = self.fields.pop("response", None)
         if response is not None and not isinstance(response, str):
             response = json.dumps(response, ensure_ascii=False)
+        bodies = settings.MLX_SERVER_LOG_BODIES
         return {
             "request_id": self.request_id,
             "method": self.request.method,
             "endpoint": self.request.path,
-            "request_body": body_text(self.request),
-            "response_body": clip(response or ""),
+            "request_body": body_text(self.request) if bodies else "",
+            "response_body": clip(response or "") if bodies else "",
             "client": client_of(self.request),
             "latency_ms": (time.perf_counter() - self.started) * 1000,
             **self.fields,
@@ -124,10 +126,11 @@ class CallLog:
         failures = self.fields.pop("tool_failures", None) or []
         with transaction.atomic():
             row = RequestLog.objects.create(**self.row())
+            keep = settings.MLX_SERVER_LOG_BODIES
             ToolCallLog.objects.bulk_create(
-                [ToolCallLog(request=row, index=i, call_id=c.id, name=c.name, arguments=c.arguments)
+                [ToolCallLog(request=row, index=i, call_id=c.id, name=c.name, arguments=c.arguments if keep else "")
                  for i, c in enumerate(calls)]
-                + [ToolCallLog(request=row, index=len(calls) + i, arguments=raw, parsed_ok=False,
+                + [ToolCallLog(request=row, index=len(calls) + i, arguments=raw if keep else "", parsed_ok=False,
                                error="could not parse this tool call; returned as content")
                    for i, raw in enumerate(failures)]
             )
@@ -136,6 +139,7 @@ class CallLog:
         if not self.written:
             self.written = True
             self._save()
+            maybe_prune()
 
     async def write(self) -> None:
         await sync_to_async(self.save)()

@@ -91,3 +91,17 @@ def test_control_needs_the_key_or_an_admin_login(client, engine, settings):
     client.force_login(User.objects.create_user("admin", password="x", is_staff=True))
     assert control(client, "a", "load").status_code == 200 and resident(client) == ["a"]
     assert_openai_error(client.get("/v1/models"), 401)  # the login opens control, not the API
+
+
+def test_keep_alive_reaches_the_engine_from_every_dialect(client, engine):
+    import json
+
+    def send(path, body):
+        response = client.post(path, data=json.dumps(body), content_type="application/json")
+        assert response.status_code == 200, response.content
+
+    send("/v1/messages", {"model": "a", "max_tokens": 2, "keep_alive": 12,
+                          "messages": [{"role": "user", "content": "hi"}]})
+    send("/v1/responses", {"model": "a", "input": "hi", "max_output_tokens": 2, "keep_alive": 13, "store": False})
+    assert [r.keep_alive for r in engine.requests] == [12, 13]
+    assert client.get("/health").json()["resident"][0]["ttl_seconds"] == 13

@@ -129,6 +129,7 @@ def chat_data(data: dict[str, Any]) -> dict[str, Any]:
         "top_k": data.get("top_k"),
         "stop": tuple(data.get("stop_sequences") or ()),
         "chat_template_kwargs": thinking_variables(data.get("thinking")),
+        "keep_alive": data.get("keep_alive"),
     }
 
 

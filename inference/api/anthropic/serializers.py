@@ -218,6 +218,8 @@ class MessageCreateParamsSerializer(MessageCountTokensParamsSerializer):
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     top_k = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=INT64)
     metadata = MetadataParamSerializer(required=False, allow_null=True)
+    # Ollama's keep_alive, as on chat completions: seconds the model stays loaded after this request.
+    keep_alive = StrictFloatField(required=False, allow_null=True)
     stream = StrictBooleanField(required=False, allow_null=True, default=False)
 
     def validate(self, attrs: dict) -> dict:

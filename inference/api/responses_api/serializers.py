@@ -184,6 +184,8 @@ class CreateResponseSerializer(serializers.Serializer):
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     top_logprobs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=20)
+    # Ollama's keep_alive, as on chat completions: seconds the model stays loaded after this request.
+    keep_alive = StrictFloatField(required=False, allow_null=True)
     text = TextSerializer(required=False, allow_null=True)
     reasoning = ReasoningSerializer(required=False, allow_null=True)
     store = StrictBooleanField(required=False, allow_null=True)

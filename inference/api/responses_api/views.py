@@ -54,6 +54,7 @@ def chat_shaped(data: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, 
         "reasoning_effort": (data.get("reasoning") or {}).get("effort"),  # a template variable, as chat's
         "logprobs": wants_logprobs(data),
         "top_logprobs": data.get("top_logprobs"),
+        "keep_alive": data.get("keep_alive"),
     }
 
 

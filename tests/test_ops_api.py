@@ -69,7 +69,8 @@ def test_openapi_document_describes_the_v1_api(client):
     assert schema["openapi"].startswith("3.")
     assert set(schema["paths"]) == {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/models/{model}", "/v1/responses",
                                     "/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items",
-                                    "/v1/messages", "/v1/messages/count_tokens"}
+                                    "/v1/messages", "/v1/messages/count_tokens",
+                                    "/v1/models/{model}/load", "/v1/models/{model}/unload"}
     messages = schema["components"]["schemas"]["MessageCreateParams"]
     assert set(messages["required"]) == {"model", "messages", "max_tokens"}
     assert messages["properties"]["temperature"]["maximum"] == 1.0

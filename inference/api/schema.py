@@ -122,6 +122,34 @@ class ResponseInputItemsSchema(APIView):
         raise NotImplementedError
 
 
+MODEL_ID = OpenApiParameter("model", str, OpenApiParameter.PATH, description="A model's id or alias.")
+
+
+class ModelLoadSchema(APIView):
+    """Describes POST /v1/models/{model}/load; the real view is control.load_model."""
+
+    @extend_schema(
+        operation_id="loadModel", summary="Load a model (residency control).", parameters=[MODEL_ID],
+        description="Answers once it is resident. Under MLX_SERVER_MEMORY_BUDGET the least recently "
+                    "used unpinned models make room; one that cannot fit is a 503 insufficient_memory. "
+                    "Needs the API key when one is set, or a staff login.",
+        request=None, responses={200: ModelSerializer, **_errors(400, 401, 403, 404, 503)},
+    )
+    def post(self, request, model):  # pragma: no cover - never routed
+        raise NotImplementedError
+
+
+class ModelUnloadSchema(APIView):
+    """Describes POST /v1/models/{model}/unload; the real view is control.unload_model."""
+
+    @extend_schema(
+        operation_id="unloadModel", summary="Unload a model (its prompt cache saved to disk).",
+        parameters=[MODEL_ID], request=None, responses={200: ModelSerializer, **_errors(401, 403, 404)},
+    )
+    def post(self, request, model):  # pragma: no cover - never routed
+        raise NotImplementedError
+
+
 # The async views spectacular cannot see, each with the APIView that describes it.
 ASYNC_ENDPOINTS = [
     ("/v1/chat/completions", r"^v1/chat/completions$", "POST", ChatCompletionsSchema),
@@ -131,6 +159,8 @@ ASYNC_ENDPOINTS = [
     ("/v1/responses/{response_id}", r"^v1/responses/(?P<response_id>[^/]+)$", "DELETE", ResponseDetailSchema),
     ("/v1/responses/{response_id}/input_items", r"^v1/responses/(?P<response_id>[^/]+)/input_items$", "GET",
      ResponseInputItemsSchema),
+    ("/v1/models/{model}/load", r"^v1/models/(?P<model>.+)/load$", "POST", ModelLoadSchema),
+    ("/v1/models/{model}/unload", r"^v1/models/(?P<model>.+)/unload$", "POST", ModelUnloadSchema),
     *anthropic_schema.ENDPOINTS,
 ]
 

@@ -40,6 +40,16 @@ class Source:
 
 
 @dataclass(frozen=True)
+class FimSpec:
+    """models.yaml's `fim`: the three tokens a code model's fill-in-the-middle prompt is built
+    from (inference/engine/fim.py), prefix-suffix-middle."""
+
+    prefix: str
+    suffix: str
+    middle: str
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     id: str
     source: Source
@@ -54,6 +64,8 @@ class ModelSpec:
     # embedding only: the shorter sizes a Matryoshka-trained model may be cut to (`dimensions`)
     dimensions: tuple[int, ...] = ()
     pin: bool = False  # under a memory budget, never evicted to make room for another model
+    # fill-in-the-middle tokens: auto (looked for in the tokenizer), none, or the model's own
+    fim: FimSpec | str = "auto"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -117,6 +129,11 @@ def _names_of(allowed: Callable[[str], str | None]) -> Callable[[Any], str | Non
     return check
 
 
+def _fim_mapping(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"prefix", "suffix", "middle"} and all(
+        isinstance(t, str) and t for t in value.values())
+
+
 def _or_null(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
     """`key: null` (or an empty `key:`) means the default."""
     return lambda value: None if value is None else check(value)
@@ -135,6 +152,8 @@ _FIELDS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
     "dimensions": ((), _or_null(_check(
         lambda v: isinstance(v, (list, tuple)) and all(_is_int(d) and d >= 1 for d in v),
         "must be a list of positive integers (the sizes the model was trained to be cut to)"))),
+    "fim": ("auto", lambda v: None if v in ("auto", "none") or _fim_mapping(v) else
+            "must be auto, none, or a mapping of prefix, suffix and middle to the model's FIM tokens"),
     "ttl": (None, _or_null(_check(lambda v: _is_number(v) and v >= 0,
                                   "must be a number of seconds >= 0 (0: never unload)"))),
     "pin": (False, _check(lambda v: isinstance(v, bool), "must be true or false")),
@@ -181,6 +200,8 @@ def parse_spec(raw: Any, index: int) -> ModelSpec:
     values["dimensions"] = tuple(values["dimensions"])
     if values["dimensions"] and values["backend"] != "embedding":
         raise SpecError(model_id, "dimensions", "only applies to backend: embedding")
+    if isinstance(values["fim"], dict):
+        values["fim"] = FimSpec(**values["fim"])
     values["fixture"] = values["fixture"] or source.kind == "fixture"
     spec = ModelSpec(id=model_id, source=source, **values)
     if problem := _capabilities_problem(listed, spec):

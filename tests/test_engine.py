@@ -67,7 +67,7 @@ def test_context_length_exceeded_before_any_generation():
     assert isinstance(events[-1], Failed)
     error = events[-1].error
     assert isinstance(error, ContextLengthExceeded)
-    assert error.details == {"context_length": 20, "prompt_tokens": 10, "max_tokens": 15}
+    assert error.details == {"context_length": 20, "prompt_tokens": 10, "max_tokens": 15, "param": "messages"}
     assert not any(isinstance(e, Started) for e in events)
 
 
@@ -82,7 +82,7 @@ def test_a_prompt_too_long_by_its_characters_alone_is_refused_before_it_is_rende
     assert engine.session.model.images_seen == []  # render_prompt never ran
     # at the bound, the prompt is rendered and measured in tokens
     events = run(collect(engine, spec("a", context_length=20), ask("y" * 40, max_tokens=1)))
-    assert events[-1].error.details == {"context_length": 20, "prompt_tokens": 40, "max_tokens": 1}
+    assert events[-1].error.details == {"context_length": 20, "prompt_tokens": 40, "max_tokens": 1, "param": "messages"}
     assert len(engine.session.model.images_seen) == 1
 
 

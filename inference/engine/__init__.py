@@ -10,11 +10,11 @@ from .scheduler import Job, JobStream
 from .types import (
     ChatRequest, ContextLengthExceeded, Delta, Embedded, EmbedRequest, EngineError, Event, Failed, Finished,
     ImagesNotPrepared,
-    Loading, ModelLoadError, QueueFull, SamplingParams, Started, UnsupportedContent,
+    Loading, ModelLoadError, QueueFull, RawPrompt, SamplingParams, Started, UnsupportedContent,
 )
 
 __all__ = [
     "ChatRequest", "ContextLengthExceeded", "Delta", "Embedded", "EmbedRequest", "Engine", "EngineError", "EngineObserver", "Event",
     "Failed", "Finished", "ImagesNotPrepared", "Job", "JobStream", "Loading", "ModelLoadError", "QueueFull",
-    "SamplingParams", "Started", "UnsupportedContent",
+    "RawPrompt", "SamplingParams", "Started", "UnsupportedContent",
 ]

@@ -334,8 +334,7 @@ class Engine:
             return False
         if job.request.count_only:  # the prompt as a generation would render it; no decode
             request = job.request
-            n_prompt = len(session.model.render_prompt(request.messages, request.tools, request.images,
-                                                       request.template_kwargs).tokens)
+            n_prompt = len(session.render(request).tokens)
             job.emit(Started(n_prompt))
             job.emit(Finished("stop", n_prompt, 0))
             return False

@@ -16,6 +16,11 @@ from .prompt_cache import PromptCache
 from .types import ChatRequest, ContextLengthExceeded
 
 
+def what_of(request: ChatRequest) -> str:
+    """What the prompt was given as, for an error to name: `messages`, or a completions `prompt`."""
+    return "messages" if request.raw is None else "prompt"
+
+
 @dataclass
 class Prepared:
     """A request checked against the context and matched against the prompt cache."""
@@ -58,8 +63,7 @@ class Session:
         """Render the prompt, check it fits, and find its cached prefix (or a fresh cache)."""
         model = self.model
         self.refuse_what_cannot_fit(request)
-        prompt = model.render_prompt(request.messages, request.tools, request.images,
-                                     request.template_kwargs)
+        prompt = self.render(request)
         n_prompt = len(prompt.tokens)
         room = model.context_length - n_prompt
         max_tokens = request.params.max_tokens or min(self.default_max_tokens, room)
@@ -69,9 +73,10 @@ class Session:
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {model.context_length} tokens. However, "
                 f"you requested {n_prompt + max_tokens} tokens ({n_prompt} in the messages, "
-                f"{max_tokens} in the completion). Please reduce the length of the messages or "
+                f"{max_tokens} in the completion). Please reduce the length of the {what_of(request)} or "
                 "completion.",
                 context_length=model.context_length, prompt_tokens=n_prompt, max_tokens=max_tokens,
+                param=what_of(request),
             )
         store = self.prompt_cache
         key = (model.spec.id, *prompt.cache_key)
@@ -87,19 +92,28 @@ class Session:
             cache, cached = model.new_cache(n_prompt + max_tokens, prompt), 0
         return Prepared(prompt, key, cache, cached, max_tokens)
 
+    def render(self, request: ChatRequest) -> Prompt:
+        """The prompt's tokens: the messages through the chat template, or a completions
+        prompt as it is."""
+        if request.raw is not None:
+            return self.model.render_raw(request.raw)
+        return self.model.render_prompt(request.messages, request.tools, request.images, request.template_kwargs)
+
     def refuse_what_cannot_fit(self, request: ChatRequest) -> None:
         """Refuse, before tokenizing it (seconds of CPU for megabytes), a prompt whose
         characters alone need more tokens than the context holds. Held to half that bound: a
         normalizer may fold a few characters into one, and a refusal must be certain."""
         model = self.model
-        chars = prompt_chars(request.messages)
+        raw = request.raw
+        chars = prompt_chars(request.messages) if raw is None else (
+            (0 if isinstance(raw.prompt, list) else len(raw.prompt)) + len(raw.suffix or ""))
         fewest = chars // (2 * model.max_token_chars)
         if fewest > model.context_length:
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {model.context_length} tokens. However, "
-                f"your messages hold {chars} characters, at least {fewest} tokens. Please reduce "
-                "the length of the messages.",
-                context_length=model.context_length, prompt_tokens=fewest, max_tokens=0,
+                f"your {what_of(request)} hold {chars} characters, at least {fewest} tokens. Please reduce "
+                f"the length of the {what_of(request)}.",
+                context_length=model.context_length, prompt_tokens=fewest, max_tokens=0, param=what_of(request),
             )
 
     def store(self, prepared: Prepared, generated: list[int], cache: list[Any] | None) -> None:

@@ -33,6 +33,15 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class RawPrompt:
+    """A legacy completions prompt: text (or the model's own token ids) the model continues as
+    is, no chat template; with `suffix`, fill-in-the-middle in the model's FIM tokens (fim.py)."""
+
+    prompt: str | list[int]
+    suffix: str | None = None
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     messages: list[dict[str, Any]]
     params: SamplingParams = SamplingParams()
@@ -47,6 +56,7 @@ class ChatRequest:
     # Seconds the model stays loaded after this request (Ollama's keep_alive): 0 unloads it
     # when the request ends, a negative value keeps it for ever; None: its spec's TTL.
     keep_alive: float | None = None
+    raw: RawPrompt | None = None  # a completions prompt in place of the messages (no template)
 
 
 @dataclass(frozen=True)

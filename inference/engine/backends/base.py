@@ -20,7 +20,8 @@ from registry.specs import ModelSpec
 
 from ...reasoning import get_reasoning_format
 from ...tools import get_tool_format
-from ..types import ModelLoadError, SamplingParams
+from ..fim import fim_layout, fim_tokens
+from ..types import ModelLoadError, RawPrompt, SamplingParams, UnsupportedContent
 
 if TYPE_CHECKING:
     from ...images import LoadedImage
@@ -87,6 +88,10 @@ class LoadedModel(Protocol):
         `images` are the messages' image parts, decoded, in prompt order; `template_kwargs`
         extra template variables (enable_thinking, reasoning_effort...)."""
 
+    def render_raw(self, raw: RawPrompt) -> Prompt:
+        """A completions prompt as the tokenizer encodes it, no template; with a suffix, laid
+        out in the model's fill-in-the-middle tokens (UnsupportedContent when it has none)."""
+
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
         """Whether a KV cache of prompt.tokens[:start] can be continued (a vision model says
         no when an image token lies past it)."""
@@ -138,6 +143,39 @@ class MlxBackend:
         can be no shorter in tokens than its characters over this: a bound known before the
         prompt is tokenized."""
         return max(map(len, self.tokenizer.get_vocab()), default=1)
+
+    @functools.cached_property
+    def vocabulary_size(self) -> int:
+        return len(self.tokenizer.get_vocab())
+
+    @functools.cached_property
+    def fim(self):
+        """The model's fill-in-the-middle tokens (models.yaml's `fim`, else found in the vocabulary)."""
+        return fim_tokens(self.spec.fim, self.tokenizer.get_vocab())
+
+    def render_raw(self, raw: RawPrompt) -> Prompt:
+        """The text as the tokenizer encodes it for a model to continue (its BOS included, where
+        it adds one); token ids as given. With a suffix: BOS, then the FIM layout of prefix and
+        suffix, each encoded without special tokens."""
+        def encode(text: str, specials: bool) -> list[int]:
+            return list(self.tokenizer.encode(text, add_special_tokens=specials))
+
+        given = raw.prompt if isinstance(raw.prompt, list) else None
+        vocabulary = self.vocabulary_size
+        if given is not None and any(t >= vocabulary for t in given):
+            raise UnsupportedContent(f"The prompt holds a token id outside the model's vocabulary "
+                                     f"(0..{vocabulary - 1}).", param="prompt")
+        if raw.suffix is None:
+            return Prompt(given if given is not None else encode(raw.prompt, True))
+        fim = self.fim
+        if fim is None:
+            raise UnsupportedContent(
+                f"The model `{self.spec.id}` has no fill-in-the-middle tokens, so it cannot complete "
+                "between a prompt and a `suffix`. Leave out `suffix`, use a code model with FIM "
+                "tokens, or name them under `fim:` in models.yaml.", param="suffix")
+        head = [] if given is not None else encode("", True)  # BOS, for a tokenizer that adds one
+        prefix = given if given is not None else encode(raw.prompt, False)
+        return Prompt(head + fim_layout(fim, prefix, encode(raw.suffix, False), self.tokenizer.convert_tokens_to_ids))
 
     def template_variables(self, template_kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """The request's template variables; a model set up to think thinks unless the request

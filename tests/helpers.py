@@ -28,13 +28,14 @@ def post(client, body, content_type="application/json"):
     return response
 
 
-def sse_frames(body: dict) -> list[str]:
-    """POST `body` (with stream: true) through Django's AsyncClient, read in the loop that made the
-    stream; the status must be 200. Returns the `data:` payloads, "[DONE]" included."""
+def sse_frames(body: dict, url: str = URL, chunk_schema: str = "openai/CreateChatCompletionStreamResponse") -> list[str]:
+    """POST `body` (with stream: true) to `url` through Django's AsyncClient, read in the loop that
+    made the stream; the status must be 200. Returns the `data:` payloads, "[DONE]" included, each
+    chunk held to `chunk_schema` (chat's by default)."""
     from django.test import AsyncClient
 
     async def read():
-        response = await AsyncClient().post(URL, content_type="application/json", data=json.dumps(body))
+        response = await AsyncClient().post(url, content_type="application/json", data=json.dumps(body))
         assert response.status_code == 200
         return b"".join([chunk async for chunk in response.streaming_content]).decode()
 
@@ -42,7 +43,7 @@ def sse_frames(body: dict) -> list[str]:
     frames = [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
     for frame in frames[:-1] if frames and frames[-1] == "[DONE]" else frames:
         chunk = json.loads(frame)
-        assert_schema(chunk, "openai/ErrorResponse" if "error" in chunk else "openai/CreateChatCompletionStreamResponse")
+        assert_schema(chunk, "openai/ErrorResponse" if "error" in chunk else chunk_schema)
     return frames
 
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.engine import ChatRequest, Engine, SamplingParams
+from inference.engine import ChatRequest, Engine, SamplingParams, UnsupportedContent
 from inference.engine.backends import Prompt
 from registry.specs import ModelSpec, Source
 
@@ -87,12 +87,21 @@ class ScriptedModel:
     end_tokens: frozenset = frozenset()
     batching: None = None  # decodes alone, as a vision model does
     max_token_chars: int = 1  # one token per character
+    fim: bool = False  # whether a completions `suffix` is welcome
 
     def render_prompt(self, messages, tools, images=(), template_kwargs=None):
         self.images_seen.append(list(images))
         self.template_kwargs_seen.append(dict(template_kwargs or {}))
         return Prompt([ord(c) for m in messages for c in str(m.get("content") or "")],
                       opened="<think>" if self.opens_reasoning else "")
+
+    def render_raw(self, raw):
+        """One token per character (token ids as given); a suffix needs `fim` (its layout is
+        the real backends', tested on a tokenizer that has FIM tokens)."""
+        if raw.suffix is not None and not self.fim:
+            raise UnsupportedContent("no fill-in-the-middle tokens", param="suffix")
+        prompt = raw.prompt if isinstance(raw.prompt, list) else [ord(c) for c in raw.prompt]
+        return Prompt([*prompt, *(ord(c) for c in raw.suffix or "")])
 
     def accepts_cached_prefix(self, prompt: Prompt, start: int) -> bool:
         return True

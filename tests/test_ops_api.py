@@ -67,7 +67,7 @@ def test_openapi_document_describes_the_v1_api(client):
     assert response.status_code == 200 and response["Content-Type"].startswith("application/")
     schema = json.loads(response.content)
     assert schema["openapi"].startswith("3.")
-    assert set(schema["paths"]) == {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/models/{model}", "/v1/responses",
+    assert set(schema["paths"]) == {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/models/{model}", "/v1/responses",
                                     "/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items",
                                     "/v1/messages", "/v1/messages/count_tokens",
                                     "/v1/models/{model}/load", "/v1/models/{model}/unload"}

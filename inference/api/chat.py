@@ -43,6 +43,30 @@ def template_kwargs_of(data: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def sampling_params(data: dict[str, Any], *, grammar: str | None = None,
+                    logprobs: int | None = None) -> SamplingParams:
+    """The engine's sampling parameters of a validated OpenAI request (chat or completions);
+    `logprobs`: how many rivals each token lists (None: no log probabilities)."""
+    temperature = data.get("temperature")
+    top_p = data.get("top_p")
+    if top_p == 0:  # only the most likely token survives: greedy
+        temperature = 0.0
+    return SamplingParams(
+        max_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
+        temperature=1.0 if temperature is None else temperature,
+        top_p=1.0 if not top_p else top_p,
+        top_k=data.get("top_k") or 0,
+        fit_max_tokens=bool(data.get("fit_max_tokens")),
+        stop=data.get("stop") or (),
+        seed=data.get("seed"),
+        presence_penalty=data.get("presence_penalty") or 0.0,
+        frequency_penalty=data.get("frequency_penalty") or 0.0,
+        logit_bias=data.get("logit_bias") or {},
+        grammar=grammar,
+        logprobs=logprobs,
+    )
+
+
 def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
                        images: list[LoadedImage] | None = None,
                        reasoning: ReasoningFormat | None = None) -> ChatRequest:
@@ -62,24 +86,8 @@ def build_chat_request(data: dict[str, Any], *, tool_format: ToolFormat,
         )
     except ConstraintError as exc:
         raise InvalidRequest(str(exc), param=exc.param) from None
-    temperature = data.get("temperature")
-    top_p = data.get("top_p")
-    if top_p == 0:  # only the most likely token survives: greedy
-        temperature = 0.0
-    params = SamplingParams(
-        max_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
-        temperature=1.0 if temperature is None else temperature,
-        top_p=1.0 if not top_p else top_p,
-        top_k=data.get("top_k") or 0,
-        fit_max_tokens=bool(data.get("fit_max_tokens")),
-        stop=data.get("stop") or (),
-        seed=data.get("seed"),
-        presence_penalty=data.get("presence_penalty") or 0.0,
-        frequency_penalty=data.get("frequency_penalty") or 0.0,
-        logit_bias=data.get("logit_bias") or {},
-        grammar=grammar,
-        logprobs=(data.get("top_logprobs") or 0) if data.get("logprobs") else None,
-    )
+    params = sampling_params(data, grammar=grammar,
+                             logprobs=(data.get("top_logprobs") or 0) if data.get("logprobs") else None)
     return ChatRequest(messages=data["messages"], params=params, tools=tools, images=images or [],
                        template_kwargs=template_kwargs_of(data), keep_alive=data.get("keep_alive"))
 

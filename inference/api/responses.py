@@ -134,6 +134,27 @@ class ChatCompletionResponseSerializer(serializers.Serializer):
     system_fingerprint = serializers.CharField(help_text="The model and the MLX it runs on, hashed.")
 
 
+class CompletionChoiceSerializer(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text="With echo, the prompt first.")
+    index = serializers.IntegerField(help_text="prompt index * n + choice.")
+    logprobs = serializers.JSONField(
+        allow_null=True, help_text="With logprobs: N, {tokens, token_logprobs, top_logprobs (N per token), text_offset}.")
+    finish_reason = serializers.CharField(help_text="stop or length.")
+
+
+class CompletionResponseSerializer(serializers.Serializer):
+    """The whole answer of POST /v1/completions (stream: false); documents the shape
+    (api/completions.py builds it)."""
+
+    id = serializers.CharField()
+    object = serializers.CharField(help_text="Always text_completion.")
+    created = serializers.IntegerField()
+    model = serializers.CharField()
+    system_fingerprint = serializers.CharField(help_text="The model and the MLX it runs on, hashed.")
+    choices = CompletionChoiceSerializer(many=True)
+    usage = UsageSerializer()
+
+
 class EmbeddingVectorField(serializers.Field):
     """A list of floats, or with encoding_format: base64 a string (little-endian float32 bytes)."""
 

@@ -22,11 +22,11 @@ from rest_framework.views import APIView
 
 from .anthropic import schema as anthropic_schema
 from .responses import (
-    ChatCompletionResponseSerializer, EmbeddingResponseSerializer, ModelListSerializer, ModelSerializer,
+    ChatCompletionResponseSerializer, CompletionResponseSerializer, EmbeddingResponseSerializer, ModelListSerializer, ModelSerializer,
 )
 from .responses_api.objects import DeletedResponseSerializer, InputItemListSerializer, ResponseObjectSerializer
 from .responses_api.serializers import CreateResponseSerializer
-from .serializers import ChatCompletionSerializer, CreateEmbeddingSerializer
+from .serializers import ChatCompletionSerializer, CreateCompletionSerializer, CreateEmbeddingSerializer
 
 ERROR = inline_serializer("Error", {
     "error": inline_serializer("ErrorDetail", {
@@ -51,6 +51,22 @@ class ChatCompletionsSchema(APIView):
                     "chat.completion.chunk objects ending in `data: [DONE]`.",
         request=ChatCompletionSerializer,
         responses={200: ChatCompletionResponseSerializer, **_errors(400, 401, 404, 413, 429, 503)},
+    )
+    def post(self, request):  # pragma: no cover - never routed
+        raise NotImplementedError
+
+
+class CompletionsSchema(APIView):
+    """Describes POST /v1/completions for the schema; the real view is views.completions."""
+
+    @extend_schema(
+        operation_id="createCompletion",
+        summary="Create a (legacy) completion.",
+        description="The prompt continued as it is, no chat template; with `suffix`, fill-in-the-middle "
+                    "in the model's FIM tokens (a 400 for a model without). The whole answer as JSON, or "
+                    "with stream: true server-sent events of text_completion objects ending in `data: [DONE]`.",
+        request=CreateCompletionSerializer,
+        responses={200: CompletionResponseSerializer, **_errors(400, 401, 404, 413, 429, 503)},
     )
     def post(self, request):  # pragma: no cover - never routed
         raise NotImplementedError
@@ -153,6 +169,7 @@ class ModelUnloadSchema(APIView):
 # The async views spectacular cannot see, each with the APIView that describes it.
 ASYNC_ENDPOINTS = [
     ("/v1/chat/completions", r"^v1/chat/completions$", "POST", ChatCompletionsSchema),
+    ("/v1/completions", r"^v1/completions$", "POST", CompletionsSchema),
     ("/v1/embeddings", r"^v1/embeddings$", "POST", EmbeddingsSchema),
     ("/v1/responses", r"^v1/responses$", "POST", ResponsesSchema),
     ("/v1/responses/{response_id}", r"^v1/responses/(?P<response_id>[^/]+)$", "GET", ResponseDetailSchema),

@@ -117,13 +117,13 @@ class ToolSerializer(serializers.Serializer):
         return value
 
 
-class ChatCompletionSerializer(serializers.Serializer):
+class SamplingSerializer(serializers.Serializer):
+    """What chat and legacy completions requests share: the model, sampling, stops, choices, streaming."""
+
     model = StrictCharField(max_length=512)
-    messages = MessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
     max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64)
-    max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64)
     stop = StopField(required=False, allow_null=True)
     seed = StrictIntegerField(required=False, allow_null=True, min_value=-INT64 - 1, max_value=INT64)
     n = StrictIntegerField(required=False, allow_null=True, min_value=1)
@@ -134,11 +134,30 @@ class ChatCompletionSerializer(serializers.Serializer):
     logit_bias = serializers.DictField(
         child=StrictFloatField(min_value=-100.0, max_value=100.0), required=False, allow_null=True
     )
+    user = StrictCharField(required=False, allow_blank=True)
+
+    def validate_n(self, value: int | None) -> int | None:
+        bound = settings.MLX_SERVER_MAX_CHOICES
+        if value is not None and value > bound:
+            raise serializers.ValidationError(f"At most {bound} choices (MLX_SERVER_MAX_CHOICES).")
+        return value
+
+    def validate_logit_bias(self, value: dict | None) -> dict[int, float] | None:
+        if value is None:
+            return None
+        try:
+            return {int(token): bias for token, bias in value.items()}
+        except ValueError:
+            raise serializers.ValidationError("Keys must be token ids (integers as strings).") from None
+
+
+class ChatCompletionSerializer(SamplingSerializer):
+    messages = MessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
+    max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64)
     tools = ToolSerializer(many=True, required=False, allow_null=True, max_length=MAX_TOOLS)
     tool_choice = serializers.JSONField(required=False, allow_null=True)
     parallel_tool_calls = StrictBooleanField(required=False, allow_null=True)
     response_format = JSONObjectField(required=False, allow_null=True)
-    user = StrictCharField(required=False, allow_blank=True)
     logprobs = StrictBooleanField(required=False, allow_null=True)
     top_logprobs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=20)
     reasoning_effort = serializers.ChoiceField(choices=REASONING_EFFORTS, required=False, allow_null=True)
@@ -150,25 +169,11 @@ class ChatCompletionSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> dict:
         return super().to_internal_value(with_legacy_functions(data))
 
-    def validate_n(self, value: int | None) -> int | None:
-        bound = settings.MLX_SERVER_MAX_CHOICES
-        if value is not None and value > bound:
-            raise serializers.ValidationError(f"At most {bound} choices (MLX_SERVER_MAX_CHOICES).")
-        return value
-
     def validate_chat_template_kwargs(self, value: dict | None) -> dict | None:
         reserved = sorted(RESERVED_TEMPLATE_KWARGS & set(value or {}))
         if reserved:
             raise serializers.ValidationError(f"{', '.join(reserved)}: set by the server, not a template variable.")
         return value
-
-    def validate_logit_bias(self, value: dict | None) -> dict[int, float] | None:
-        if value is None:
-            return None
-        try:
-            return {int(token): bias for token, bias in value.items()}
-        except ValueError:
-            raise serializers.ValidationError("Keys must be token ids (integers as strings).") from None
 
     def validate_response_format(self, value: dict | None) -> dict | None:
         """text, json_object, or json_schema whose schema we can enforce (checked here, so a
@@ -261,18 +266,23 @@ class TextsOrTokensField(serializers.Field):
         "too_many": "Holds {count} inputs; at most {limit} are allowed in one request.",
     }
 
-    def __init__(self, *, max_items: Callable[[], int], **kwargs: Any):
-        """max_items: read at validation time (a setting)."""
+    def __init__(self, *, max_items: Callable[[], int], empty_text: bool = False, **kwargs: Any):
+        """max_items: read at validation time (a setting); empty_text: "" is an input (a
+        fill-in-the-middle prompt at the start of a file)."""
         self.max_items = max_items
+        self.empty_text = empty_text
         super().__init__(**kwargs)
 
+    def _text(self, value: Any) -> bool:
+        return isinstance(value, str) and (self.empty_text or bool(value))
+
     def to_internal_value(self, data: Any) -> list[str | list[int]]:
-        if isinstance(data, str) and data:
+        if self._text(data):
             return [data]
         if _token_ids(data):
             return [data]
         if not isinstance(data, list) or not data or not (
-                all(isinstance(x, str) and x for x in data) or all(_token_ids(x) for x in data)):
+                all(self._text(x) for x in data) or all(_token_ids(x) for x in data)):
             self.fail("invalid")
         if len(data) > self.max_items():
             self.fail("too_many", count=len(data), limit=self.max_items())
@@ -290,3 +300,33 @@ class CreateEmbeddingSerializer(serializers.Serializer):
     user = StrictCharField(required=False, allow_blank=True)
     # An extension (not OpenAI's): cut inputs longer than the model's context instead of a 400.
     truncate = StrictBooleanField(required=False, default=False)
+
+
+class CreateCompletionSerializer(SamplingSerializer):
+    """The legacy completions request: a raw prompt (no chat template), fill-in-the-middle with
+    `suffix`, the integer `logprobs`, `echo`; `best_of` only where it is `n` (no ranking)."""
+
+    prompt = TextsOrTokensField(max_items=lambda: settings.MLX_SERVER_MAX_CHOICES, empty_text=True)
+    suffix = StrictCharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
+    max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=INT64, default=16)
+    logprobs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=5)
+    echo = StrictBooleanField(required=False, allow_null=True, default=False)
+    best_of = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=20)
+
+    def validate(self, attrs: dict) -> dict:
+        check_choice(attrs, None, set())
+        n = attrs.get("n") or 1
+        if attrs.get("best_of") is not None and attrs["best_of"] != n:
+            raise serializers.ValidationError({"best_of": (
+                f"best_of {attrs['best_of']} with n {n}: generating candidates to return the best is not "
+                "supported; best_of may only equal n.")})
+        if len(attrs["prompt"]) * n > settings.MLX_SERVER_MAX_CHOICES:
+            raise serializers.ValidationError({"n": (
+                f"{len(attrs['prompt'])} prompts times n {n} is more than {settings.MLX_SERVER_MAX_CHOICES} "
+                "choices (MLX_SERVER_MAX_CHOICES).")})
+        if attrs.get("echo") and attrs.get("logprobs") is not None:
+            raise serializers.ValidationError({"echo": (
+                "echo with logprobs is not supported: the prompt's own tokens are not scored.")})
+        if attrs.get("echo") and not all(isinstance(p, str) for p in attrs["prompt"]):
+            raise serializers.ValidationError({"echo": "echo needs a text prompt, not token ids."})
+        return attrs

@@ -18,6 +18,7 @@ urlpatterns = [
     path("v1/responses", responses.create_response, name="responses"),
     path("v1/responses/<str:response_id>", responses.response_detail, name="response-detail"),
     path("v1/responses/<str:response_id>/input_items", responses.response_input_items, name="response-input-items"),
+    path("v1/completions", views.completions, name="completions"),
     path("v1/embeddings", views.embeddings, name="embeddings"),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("metrics", metrics_view, name="metrics"),

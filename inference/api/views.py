@@ -18,13 +18,14 @@ from ..reasoning import get_reasoning_format
 from ..runtime import get_engine
 from ..tools import ToolFormat, get_tool_format
 from .chat import ChatCall, build_chat_request, choice_requests
+from .completions import CompletionCall, completion_requests
 from .embeddings import embed_request, embeddings_body
 from .endpoint import endpoint, json_response, sse_response, validated_body
 from .errors import InvalidRequest, ModelNotFound
 from .images import load_request_images
 from .logs import CallLog
 from .responses import ModelEntry, ModelSerializer, model_list
-from .serializers import ChatCompletionSerializer, CreateEmbeddingSerializer
+from .serializers import ChatCompletionSerializer, CreateCompletionSerializer, CreateEmbeddingSerializer
 
 
 def model_entry(spec: ModelSpec) -> ModelEntry:
@@ -138,6 +139,19 @@ async def chat_completions(request: HttpRequest, log: CallLog) -> HttpResponse:
         tools=chat_request.tools, tool_format=tool_format, reasoning=reasoning,
         logprobs=chat_request.params.logprobs is not None,
     )
+    await call.start()
+    if data.get("stream"):
+        return sse_response(call.stream(), log)
+    return json_response(await call.complete(), log)
+
+
+@endpoint("cmpl-")
+async def completions(request: HttpRequest, log: CallLog) -> HttpResponse:
+    data = await validated_body(request, log, CreateCompletionSerializer)
+    spec, tool_format = await sync_to_async(servable_model, thread_sensitive=False)(data["model"], log)
+    engine = get_engine()
+    call = CompletionCall(log=log, spec=spec, data=data, tool_format=tool_format,
+                          events=[engine.stream(spec, one) for one in completion_requests(data)])
     await call.start()
     if data.get("stream"):
         return sse_response(call.stream(), log)

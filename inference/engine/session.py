@@ -13,7 +13,7 @@ from .backends import LoadedModel, Prompt
 from .disk_cache import Shelf
 from .messages import prompt_chars
 from .prompt_cache import PromptCache
-from .types import ChatRequest, ContextLengthExceeded
+from .types import ChatRequest, ContextLengthExceeded, UnsupportedContent
 
 
 def what_of(request: ChatRequest) -> str:
@@ -96,7 +96,10 @@ class Session:
         """The prompt's tokens: the messages through the chat template, or a completions
         prompt as it is."""
         if request.raw is not None:
-            return self.model.render_raw(request.raw)
+            prompt = self.model.render_raw(request.raw)
+            if not prompt.tokens:  # "" to a tokenizer that adds no BOS
+                raise UnsupportedContent("The prompt is empty: there is nothing to continue.", param="prompt")
+            return prompt
         return self.model.render_prompt(request.messages, request.tools, request.images, request.template_kwargs)
 
     def refuse_what_cannot_fit(self, request: ChatRequest) -> None:

@@ -46,7 +46,8 @@ LOAD_SECONDS = Histogram(
     "mlx_server_model_load_seconds", "Time to prepare and load a model (swaps included).", ["model"],
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
 )
-UNLOADS = Counter("mlx_server_model_unloads", "Models unloaded, by reason (swap, ttl).", ["model", "reason"])
+UNLOADS = Counter("mlx_server_model_unloads", "Models unloaded, by reason (swap, budget, ttl, request, shutdown).",
+                  ["model", "reason"])
 
 
 ROUTE_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")  # <path:model> -> {model}, as in the OpenAPI paths

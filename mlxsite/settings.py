@@ -201,7 +201,7 @@ MLX_SERVER_PORT = env_int("MLX_SERVER_PORT", 1234)
 MLX_SERVER_PRELOAD = os.environ.get("MLX_SERVER_PRELOAD", "")
 # max_tokens when a request gives none (the model's context bounds it further).
 MLX_SERVER_DEFAULT_MAX_TOKENS = env_int("MLX_SERVER_DEFAULT_MAX_TOKENS", 2048)
-# KV prefix cache across requests of the resident model (dropped on swap).
+# KV prefix cache across requests of each resident model (saved to disk when the model unloads).
 MLX_SERVER_PROMPT_CACHE = env_bool("MLX_SERVER_PROMPT_CACHE", True)
 MLX_SERVER_PROMPT_CACHE_ENTRIES = env_int("MLX_SERVER_PROMPT_CACHE_ENTRIES", 16)
 MLX_SERVER_PROMPT_CACHE_BYTES = env_int("MLX_SERVER_PROMPT_CACHE_BYTES", 2 * 1024**3)

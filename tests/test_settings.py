@@ -50,3 +50,17 @@ def test_a_database_url_of_no_known_scheme_is_improperly_configured(tmp_path):
     out = settings_with(tmp_path, DATABASE, DATABASE_URL="mangodb://127.0.0.1/logs")
     assert out.returncode != 0
     assert "ImproperlyConfigured: DATABASE_URL is not a database URL: Scheme 'mangodb://' is unknown" in out.stderr
+
+
+BUDGET = "from django.conf import settings; print(repr(settings.MLX_SERVER_MEMORY_BUDGET))"
+
+
+@pytest.mark.parametrize("value, parsed", [("", "0"), ("12000000000", "12000000000"), ("0.6", "0.6"), ("1.0", "1.0")])
+def test_the_memory_budget_is_bytes_or_a_fraction_of_the_device(tmp_path, value, parsed):
+    assert settings_with(tmp_path, BUDGET, MLX_SERVER_MEMORY_BUDGET=value).stdout.strip() == parsed
+
+
+@pytest.mark.parametrize("value", ["lots", "-5", "2.5"])
+def test_a_bad_memory_budget_is_improperly_configured(tmp_path, value):
+    out = settings_with(tmp_path, BUDGET, MLX_SERVER_MEMORY_BUDGET=value)
+    assert out.returncode != 0 and f"ImproperlyConfigured: MLX_SERVER_MEMORY_BUDGET={value!r}" in out.stderr

@@ -9,7 +9,7 @@ import pytest
 
 import inference.api.views as views
 from registry.gguf import sources
-from registry.model_folder import context_length
+from registry.model_folder import context_length, load_estimate
 from registry.specs import ModelSpec, Source
 from tests.scripted import ScriptedWorld
 
@@ -67,3 +67,17 @@ def test_the_chat_view_asks_the_registry_once_and_off_the_event_loop(client, set
                            data=json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
     assert response.status_code == 200
     assert on_loop == [False]
+
+
+def test_a_load_is_estimated_as_its_weight_files_plus_kv_for_its_context(tmp_path):
+    config = {"num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "hidden_size": 576,
+              "max_position_embeddings": 8192}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 5000)
+    (tmp_path / "tokenizer.json").write_bytes(b"\0" * 999)  # not weights
+    spec = ModelSpec(id="m", source=Source("path", str(tmp_path)))
+    per_token = 2 * 30 * 3 * 64 * 2  # keys and values, layers, KV heads, head size, bf16
+    assert load_estimate(spec, tmp_path) == 5000 + per_token * 8192
+    assert load_estimate(ModelSpec(id="m", source=spec.source, context_length=1024), tmp_path) == 5000 + per_token * 1024
+    (tmp_path / "config.json").write_text(json.dumps({**config, "torch_dtype": "float32"}))
+    assert load_estimate(spec, tmp_path) == 5000 + 2 * per_token * 8192

@@ -15,6 +15,7 @@ A dialect writes a `StreamEncoder` (its frames) and calls `Generation.whole()` o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Iterable, Protocol
 
@@ -171,9 +172,22 @@ class Generation:
         held = self._answer(self.splitter.finish()) if self.splitter is not None else []
         return [*held, *self.parser.finish(cut=cut)]
 
+    @contextlib.asynccontextmanager
+    async def _settled_if_left(self) -> AsyncIterator[None]:
+        """Waiting on the engine: a client that leaves is logged as cancelled; any other
+        failure closes the job (the view answers it; the engine stops working for nobody)."""
+        try:
+            yield
+        except asyncio.CancelledError as cancel:  # the client left (in the queue, a load, or the answer)
+            await self.log_cancelled(cancel)
+            raise
+        except Exception:
+            await self.events.aclose()
+            raise
+
     async def start(self) -> None:
         """Wait until generation starts, so a failure before it gets a real HTTP status."""
-        try:
+        async with self._settled_if_left():
             async for event in self.events:
                 if isinstance(event, Loading):
                     self.log.set(swapped_from=event.unloaded or "")
@@ -184,12 +198,6 @@ class Generation:
                     return
                 elif isinstance(event, Failed):
                     raise api_error_of(event.error)
-        except asyncio.CancelledError as cancel:  # the client left while waiting in the queue or a load
-            await self.log_cancelled(cancel)
-            raise
-        except Exception:  # the view answers it; the engine stops working for nobody
-            await self.events.aclose()
-            raise
         raise ServerError("the engine ended the request without an answer")
 
     async def log_cancelled(self, cancel: BaseException | None = None) -> None:
@@ -243,16 +251,10 @@ class Generation:
 
     async def whole(self) -> Outcome:
         """The whole answer, for a response that is not streamed."""
-        try:
+        async with self._settled_if_left():
             async for item in self.outputs():
                 if isinstance(item, Outcome):
                     return item
-        except asyncio.CancelledError as cancel:
-            await self.log_cancelled(cancel)
-            raise
-        except Exception:  # the view answers it; the engine stops working for nobody
-            await self.events.aclose()
-            raise
         raise ServerError("the engine ended the request without an answer")
 
     async def _ended_by(self, error: APIError, encoder: StreamEncoder) -> list[bytes]:

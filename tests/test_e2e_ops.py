@@ -336,7 +336,7 @@ CORPUS: list[tuple[str, bytes]] = [
     ("top_p negative", with_(top_p=-0.5)),
     ("huge seed", with_(seed=10**40)),
     ("seed a float", with_(seed=1.5)),
-    ("n of 3", with_(n=3)),
+    ("n past MLX_SERVER_MAX_CHOICES", with_(n=9)),
     ("stream a number", with_(stream=1)),
     ("stream_options a list", with_(stream=True, stream_options=[True])),
     ("stop a dict", with_(stop={"a": 1})),

@@ -1,7 +1,27 @@
-"""The prefix cache through the live server: reuse across turns, greedy equality, swap clears."""
+"""The in-memory prefix cache through the live server: reuse across turns, greedy equality, swap
+clears. The server here keeps no prefix cache on disk (MLX_SERVER_PROMPT_CACHE_DISK_BYTES=0),
+so a swap away and back is cold; tests/test_disk_cache.py and test_e2e_residency.py hold the
+disk cache, which makes it warm."""
 import pytest
 
+from testkit.live import LiveServer
+
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, smollm2_dir, smollm2_bf16_dir):
+    from tests.fixtures_models import smollm2_entries
+
+    models = {"default": "smollm2", "models": smollm2_entries(smollm2_dir, smollm2_bf16_dir)}
+    with LiveServer(tmp_path_factory.mktemp("prefix"), models,
+                    env={"MLX_SERVER_PROMPT_CACHE_DISK_BYTES": "0"}).start() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def openai_client(server):
+    return server.openai()
 
 SYSTEM = {"role": "system", "content": "You are a concise assistant who answers in one sentence."}
 TURN1 = [SYSTEM, {"role": "user", "content": "Name a large animal that lives in the sea."}]

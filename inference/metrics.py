@@ -98,21 +98,31 @@ class EngineMetrics(EngineObserver):
 class EngineStateCollector(Collector):
     """Read at scrape time: requests waiting, and which model is resident (and how big)."""
 
+    FAMILIES = {  # name: (help, labels)
+        "mlx_server_queue_depth": ("Requests waiting behind the running one.", None),
+        "mlx_server_model_loaded_bytes": ("Bytes of the resident model's weights.", ["model"]),
+        "mlx_server_mlx_memory_bytes": ("MLX memory (active, peak, cache).", ["kind"]),
+    }
+
     def __init__(self, engine: Callable[[], Engine]):
         """`engine`: the process's engine, asked for at each scrape (runtime.get_engine)."""
         self._engine = engine
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The families without their values: registering at start-up must not build the
+        engine (a distributed rank joins its group before the engine is made)."""
+        for name, (text, labels) in self.FAMILIES.items():
+            yield GaugeMetricFamily(name, text, labels=labels)
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         status = self._engine().status()
-        yield GaugeMetricFamily("mlx_server_queue_depth", "Requests waiting behind the running one.",
-                                value=status["queued"])
-        loaded = GaugeMetricFamily("mlx_server_model_loaded_bytes", "Bytes of the resident model's weights.",
-                                   labels=["model"])
+        queue, loaded, memory = (GaugeMetricFamily(name, text, labels=labels)
+                                 for name, (text, labels) in self.FAMILIES.items())
+        queue.add_metric([], status["queued"])
+        yield queue
         if status["loaded_model"]:
             loaded.add_metric([status["loaded_model"]], status["model_bytes"] or 0)
         yield loaded
-        memory = GaugeMetricFamily("mlx_server_mlx_memory_bytes", "MLX memory (active, peak, cache).",
-                                   labels=["kind"])
         for kind in ("active", "peak", "cache"):
             memory.add_metric([kind], status["memory"][f"{kind}_bytes"])
         yield memory

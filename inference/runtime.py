@@ -14,7 +14,7 @@ from registry.active import materialize_spec
 from registry.gguf.importer import IMPORTER_VERSION
 from registry.model_folder import load_estimate
 
-from . import metrics
+from . import distributed, metrics
 from .engine import Engine
 from .engine.backends import load_model
 from .engine.disk_cache import DiskPromptCache, weights_fingerprint
@@ -30,6 +30,7 @@ def get_engine() -> Engine:
     with _lock:
         if _engine is None:
             device = device_memory()
+            lockstep = distributed.current()
             budget = settings.MLX_SERVER_MEMORY_BUDGET
             disk_bytes = settings.MLX_SERVER_PROMPT_CACHE_DISK_BYTES if settings.MLX_SERVER_PROMPT_CACHE else 0
             _engine = Engine(
@@ -37,7 +38,8 @@ def get_engine() -> Engine:
                 loader=partial(load_model, prefill_step=settings.MLX_SERVER_PREFILL_STEP,
                                full_kv_tokens=settings.MLX_SERVER_PROMPT_CACHE_FULL_KV_TOKENS
                                if settings.MLX_SERVER_PROMPT_CACHE else 0,
-                               embed_batch_tokens=settings.MLX_SERVER_EMBED_BATCH_TOKENS),
+                               embed_batch_tokens=settings.MLX_SERVER_EMBED_BATCH_TOKENS,
+                               group=lockstep.group if lockstep is not None else None),
                 default_max_tokens=settings.MLX_SERVER_DEFAULT_MAX_TOKENS,
                 prompt_cache=_prompt_cache if settings.MLX_SERVER_PROMPT_CACHE else None,
                 max_queue=settings.MLX_SERVER_MAX_QUEUE,
@@ -48,6 +50,7 @@ def get_engine() -> Engine:
                 device_bytes=device, estimate=load_estimate,
                 disk_cache=DiskPromptCache(settings.MLX_SERVER_PROMPT_CACHE_DIR, disk_bytes) if disk_bytes else None,
                 fingerprint=partial(weights_fingerprint, version=f"gguf-importer-{IMPORTER_VERSION}"),
+                lockstep=lockstep,
             )
             atexit.register(_engine.shutdown)  # save the prompt caches of the resident models
         return _engine

@@ -18,6 +18,7 @@ CAPABILITIES = ("chat", "vision", "tools", "embeddings")
 REASONING = ("none", "think_tags")
 DTYPES = ("auto", "bfloat16", "float32", "float16")  # auto: settings.MLX_SERVER_GGUF_DTYPE
 SOURCE_KINDS = ("path", "hf", "gguf", "fixture", "pypi_model")
+PARALLEL = ("tensor", "pipeline")  # distributed.parallel: how a model splits over mx.distributed ranks
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 
 
@@ -50,6 +51,15 @@ class FimSpec:
 
 
 @dataclass(frozen=True)
+class DistributedSpec:
+    """models.yaml's `distributed`: served over every rank of the server's mx.distributed group
+    (inference/engine/lockstep.py), split by tensor parallelism (each layer's heads and MLP
+    over the ranks) or by pipeline parallelism (the layers over the ranks)."""
+
+    parallel: str  # one of PARALLEL
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     id: str
     source: Source
@@ -66,6 +76,7 @@ class ModelSpec:
     pin: bool = False  # under a memory budget, never evicted to make room for another model
     # fill-in-the-middle tokens: auto (looked for in the tokenizer), none, or the model's own
     fim: FimSpec | str = "auto"
+    distributed: DistributedSpec | None = None  # None: this process alone serves it
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -157,6 +168,9 @@ _FIELDS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
     "ttl": (None, _or_null(_check(lambda v: _is_number(v) and v >= 0,
                                   "must be a number of seconds >= 0 (0: never unload)"))),
     "pin": (False, _check(lambda v: isinstance(v, bool), "must be true or false")),
+    "distributed": (None, _or_null(_check(
+        lambda v: isinstance(v, dict) and set(v) == {"parallel"} and v["parallel"] in PARALLEL,
+        f"must be a mapping with parallel: one of {', '.join(PARALLEL)}"))),
 }
 _KNOWN_KEYS = {"id", "source", *_FIELDS}
 
@@ -203,6 +217,11 @@ def parse_spec(raw: Any, index: int) -> ModelSpec:
     if isinstance(values["fim"], dict):
         values["fim"] = FimSpec(**values["fim"])
     values["fixture"] = values["fixture"] or source.kind == "fixture"
+    if values["distributed"] is not None:
+        if values["backend"] != "text":
+            raise SpecError(model_id, "distributed", "only applies to backend: text (vision and "
+                            "embedding models run in one process)")
+        values["distributed"] = DistributedSpec(**values["distributed"])
     spec = ModelSpec(id=model_id, source=source, **values)
     if problem := _capabilities_problem(listed, spec):
         raise SpecError(model_id, "capabilities", problem)

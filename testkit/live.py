@@ -3,6 +3,7 @@
 Both are context managers that stop the process on exit."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -133,3 +134,40 @@ class LiveServer(ServerProcess):
         if self.own_database:
             database.drop_postgres_database(self.database)
             self.own_database = False
+
+
+class DistributedServer(LiveServer):
+    """A LiveServer as rank 0 of a `ranks`-rank mx.distributed ring on loopback, the other
+    ranks the same `runserver` command (which follows rank 0 when MLX_RANK is not 0), each
+    with the hostfile and MLX_RANK mlx.launch would set: the processes are the test's, so it
+    can kill one and see what rank 0 does."""
+
+    name = "rank 0"
+
+    def __init__(self, root: Path, models: dict, ranks: int = 2, env: dict[str, str] | None = None):
+        hostfile = root / "hostfile.json"
+        hostfile.write_text(json.dumps([[f"127.0.0.1:{free_port()}"] for _ in range(ranks)]))
+        super().__init__(root, models, env={**(env or {}), "MLX_HOSTFILE": str(hostfile), "MLX_RANK": "0"})
+        self.ranks = ranks
+        self.followers: list[subprocess.Popen] = []
+
+    def start(self) -> "DistributedServer":
+        for rank in range(1, self.ranks):
+            self.followers.append(subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"], cwd=REPO,
+                env={**self.env, "MLX_RANK": str(rank)}, stdout=(self.root / f"rank{rank}.log").open("w"),
+                stderr=subprocess.STDOUT))
+        super().start()
+        return self
+
+    def follower_log(self, rank: int = 1) -> str:
+        return (self.root / f"rank{rank}.log").read_text()
+
+    def stop(self) -> None:
+        super().stop()
+        for process in self.followers:
+            try:
+                process.wait(15)  # rank 0's shutdown lets them exit
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

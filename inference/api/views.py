@@ -104,11 +104,14 @@ class ModelDetailView(APIView):
 def server_status() -> dict:
     """What /health answers, and what the front page shows."""
     engine = get_engine()
+    state = engine.status()
+    group = state.get("distributed")
     return {
-        "status": "ok",
+        # A distributed group that lost a rank cannot generate for its models any more.
+        "status": "unavailable" if group and group["state"] == "lost" else "ok",
         "uptime_seconds": round(time.time() - engine.started_at, 3),
         "default_model": get_registry().default_id,
-        **engine.status(),
+        **state,
         "blas": load_fast_blas().as_dict(),
     }
 
@@ -120,7 +123,8 @@ def model_entries() -> list[ModelEntry]:
 
 class HealthView(APIView):
     def get(self, request):
-        return Response(server_status())
+        body = server_status()
+        return Response(body, status=503 if body["status"] == "unavailable" else 200)
 
 
 @endpoint("chatcmpl-")  # the completion's id is the row's, as OpenAI's look

@@ -10,6 +10,8 @@ An embedding model (~100 MB) has a slot of its own beside them, so a RAG client 
 chats in turn never swaps either out; the slot holds one model at a time, outside the budget.
 Each job runs alone (decode.py) or, with batch_size > 1 and a model that can batch, shares that
 thread's decode steps with others (batch.py).
+In a distributed group (lockstep.py) rank 0's worker shares each job of a `distributed:` model
+with the other ranks, whose engines serve it alike from `follow`; other models stay rank 0's.
 """
 from __future__ import annotations
 
@@ -32,12 +34,13 @@ from .batch import Batch
 from .decode import run_alone
 from .disk_cache import DiskPromptCache
 from .embed import run_embedding
+from .lockstep import HEARTBEAT_SECONDS, Lockstep
 from .prompt_cache import PromptCache
 from .scheduler import Job, JobStream, Scheduler, batchable
 from .session import Session
 from .types import (
-    ChatRequest, EmbedRequest, Event, Failed, Finished, InsufficientMemory, Loading, ModelLoadError, QueueFull,
-    Started,
+    ChatRequest, EmbedRequest, EngineError, Event, Failed, Finished, InsufficientMemory, Loading, ModelLoadError,
+    QueueFull, RankLost, Started,
 )
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,7 @@ class Engine:
         observer: EngineObserver | None = None, batch_size: int = 1, memory_budget: int = 0,
         device_bytes: int | None = None, estimate: Estimator | None = None,
         disk_cache: DiskPromptCache | None = None, fingerprint: Fingerprint | None = None,
+        lockstep: Lockstep | None = None,
     ):
         """max_queue: most requests waiting behind the running one(s) (0: no bound).
         default_ttl: seconds a model may sit idle before it is unloaded, for models whose spec
@@ -89,7 +93,9 @@ class Engine:
         memory_budget: bytes the resident models may take together (0: one model at a time).
         device_bytes: what the device can give (default: device_memory()); estimate: a load's
         bytes before it happens (default: none known, 0).
-        disk_cache, fingerprint: where prompt caches go when their model is unloaded."""
+        disk_cache, fingerprint: where prompt caches go when their model is unloaded.
+        lockstep: the distributed group this process is a rank of (None: alone); its models
+        with a `distributed:` spec are split over it (the loader is handed the group)."""
         self._materialize = materialize
         self._loader = loader
         self._cache_factory = prompt_cache
@@ -112,6 +118,8 @@ class Engine:
         self._swaps = 0  # reported by status() (/health)
         self._batch: Batch | None = None  # the one decoding now
         self._batch_peak = 0  # most requests decoded together by earlier batches
+        self._lockstep = lockstep
+        self._serving_shared = False  # rank 0 serves a job the followers serve too
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.started_at = time.time()
@@ -207,6 +215,7 @@ class Engine:
             "max_queue": self._scheduler.max_queue or None,
             "swaps": self._swaps,
             "batch_size": self._batch_size,
+            "distributed": self._lockstep.status() if self._lockstep is not None else None,
             "batch_peak": self.batch_peak,
             "prompt_cache": {
                 "entries": len(session.prompt_cache), "bytes": session.prompt_cache.nbytes,
@@ -255,9 +264,20 @@ class Engine:
     # --- the worker thread ---------------------------------------------------------------
 
     def _idle_timeout(self) -> float | None:
-        """How long the worker may wait for a job before a resident model's TTL runs out."""
+        """How long the worker may wait for a job before a resident model's TTL runs out (or,
+        leading a distributed group, before its next heartbeat)."""
         ends = [s.idle_since + ttl for s in self._sessions.values() if (ttl := self._session_ttl(s))]
-        return max(0.0, min(ends) - time.monotonic()) if ends else None
+        wait = max(0.0, min(ends) - time.monotonic()) if ends else None
+        if self._leads_group() and self._lockstep.lost is None:
+            wait = HEARTBEAT_SECONDS if wait is None else min(wait, HEARTBEAT_SECONDS)
+        return wait
+
+    def _leads_group(self) -> bool:
+        return self._lockstep is not None and self._lockstep.leads
+
+    def _shared(self, job: Job) -> bool:
+        """Whether every rank serves this job: one of a `distributed:` model, or the shutdown."""
+        return self._leads_group() and (job.spec is None or job.spec.distributed is not None)
 
     def _work(self) -> None:
         while True:
@@ -265,16 +285,24 @@ class Engine:
             job = self._scheduler.take(self._idle_timeout(), max_passes=MAX_PASSES,
                                        needs_eviction=self._needs_eviction if budgeted else None,
                                        resident=self._is_loaded if budgeted else None)
-            if job is None:  # idle for a model's whole TTL
+            if job is None:  # idle for a model's whole TTL, or a heartbeat's interval
                 now = time.monotonic()
                 for session in list(self._sessions.values()):
                     ttl = self._session_ttl(session)
                     if ttl and session.idle_since + ttl <= now:
                         self._unload(session.model.spec.id, "ttl")
+                if self._leads_group() and self._lockstep.lost is None:
+                    try:
+                        self._lockstep.ping()
+                    except RankLost:
+                        log.error("%s", self._lockstep.message())
                 continue
             started, batched = time.monotonic(), False
             try:
-                batched = self._serve(job)
+                if self._shared(job):
+                    self._lead(job)
+                else:
+                    batched = self._serve(job)
             except Exception as exc:  # never let one request kill the worker
                 job.fail(exc)
             finally:
@@ -282,6 +310,49 @@ class Engine:
                 self._after(job)
                 if not batched:
                     self._scheduler.job_done(time.monotonic() - started)
+
+    def _lead(self, job: Job) -> None:
+        """Serve a job every rank serves: share it, then serve it here as they do there. A
+        failure that is not the request's own (a library error: a rank may be gone, the ranks'
+        states may differ) ends the group: every later shared job fails with RankLost."""
+        lockstep = self._lockstep
+        if job.spec is None:  # the shutdown: the followers unload and exit (told first: the
+            lockstep.stop()   # process may exit as soon as this job says it is done)
+            self._serve(job)
+            return
+        lockstep.lead(job.spec, job.request, job.unload)
+        self._serving_shared = True
+        try:
+            self._serve(job)
+        except EngineError:
+            raise
+        except Exception as exc:
+            lockstep.mark_lost(exc)
+            log.exception("a job of distributed model %s failed", job.spec.id)
+            raise RankLost(lockstep.message()) from exc
+        finally:
+            self._serving_shared = False
+
+    def follow(self) -> None:
+        """A follower rank's whole life, on the calling thread: serve rank 0's orders until it
+        shuts down. A failure that is not the request's own ends the process (rank 0 then
+        finds the group lost at its next collective)."""
+        lockstep = self._lockstep
+        while True:
+            order = lockstep.next_order()
+            if order.kind == "stop":
+                for model_id in list(self._sessions):
+                    self._unload(model_id, "shutdown")
+                return
+            if order.kind == "unload":
+                self._unload(order.spec.id, "request")
+            elif order.kind == "job":
+                job = Job(order.spec, order.request, emit=lambda event: None, unload=order.unload)
+                try:
+                    self._serve(job)
+                except EngineError:  # every rank raised it alike (a load or a request refused)
+                    pass
+                self._after(job)
 
     def _after(self, job: Job) -> None:
         """Start the model's idle clock; unload it if a request's keep_alive of 0 asked and no
@@ -358,6 +429,27 @@ class Engine:
                 self._batch_peak, self._batch = self.batch_peak, None
 
     def _ensure_loaded(self, job: Job) -> Session:
+        """The job's model resident (loaded now if it was not). A distributed model's ranks
+        then settle: each keeps it only if every rank has it (a rank that had it resident
+        settles too, so every rank runs the same collectives)."""
+        lockstep = self._lockstep if job.spec.distributed is not None else None
+        if lockstep is None:
+            return self._resident_session(job)
+        error, session = None, None
+        try:
+            session = self._resident_session(job)
+        except EngineError as exc:
+            error = exc
+        try:
+            lockstep.settle(error)
+        except ModelLoadError:
+            if error is None:  # another rank failed: drop this rank's part as well
+                self._unload(job.spec.id, "request")
+            raise
+        session.lockstep = lockstep
+        return session
+
+    def _resident_session(self, job: Job) -> Session:
         spec = job.spec
         session = self._sessions.pop(spec.id, None)
         if session is not None:  # most recently used now
@@ -378,7 +470,10 @@ class Engine:
         cache = self._cache_factory() if self._cache_factory else None
         shelf = None
         if cache is not None and self._disk is not None and self._fingerprint is not None:
-            shelf = self._disk.shelf(spec.id, self._fingerprint(path))
+            fingerprint = self._fingerprint(path)
+            if self._lockstep is not None and spec.distributed is not None:  # this rank's shard's cache
+                fingerprint += f"-{spec.distributed.parallel}-rank{self._lockstep.rank}of{self._lockstep.size}"
+            shelf = self._disk.shelf(spec.id, fingerprint)
         session = Session(model, time.time(), seconds, cache, self._default_max_tokens,
                           footprint=self._estimates[spec.id], disk=shelf, idle_since=time.monotonic())
         self._sessions[spec.id] = session
@@ -475,6 +570,11 @@ class Engine:
         if session is None:
             return None
         self._publish()
+        if session.lockstep is not None and self._leads_group() and not self._serving_shared:
+            try:  # rank 0 decided it alone (a TTL, an eviction for a model of its own)
+                self._lockstep.tell_unload(session.model.spec)
+            except RankLost:
+                pass
         try:
             saved = session.save_prompt_cache()
             if saved:

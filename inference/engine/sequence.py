@@ -50,7 +50,10 @@ class Sequence:
         """One generated token (and the log-softmax it was sampled from); the finish reason when the sequence ends here: cancelled (the
         client left; this token is dropped), stop (an end token or a stop string), length
         (max_tokens); None to go on."""
-        if self.job.cancelled.is_set():
+        cancelled = self.job.cancelled.is_set()
+        if self.session.lockstep is not None:  # every rank stops where rank 0's client left
+            cancelled = self.session.lockstep.agree(cancelled)
+        if cancelled:
             return "cancelled"
         now = time.perf_counter()
         if self.first is None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
+
 from .backends import LoadedModel, Prompt
 from .disk_cache import Shelf
+from .lockstep import Lockstep
 from .messages import prompt_chars
 from .prompt_cache import PromptCache
 from .types import ChatRequest, ContextLengthExceeded, UnsupportedContent
@@ -44,6 +47,9 @@ class Session:
     idle_since: float = 0.0  # monotonic
     ttl: float | None = None  # set by a request's keep_alive; None: the spec's or the default
     release: bool = False  # a request's keep_alive was 0: unload once no job of it waits
+    # The group a `distributed:` model is split over: every rank's session prepares and decodes
+    # each request alike, agreeing where their states may differ (lockstep.py).
+    lockstep: Lockstep | None = None
 
     def keep_alive(self, seconds: float | None) -> None:
         """A finished request's keep_alive (Ollama's): 0 unloads the model once nothing else
@@ -89,8 +95,23 @@ class Session:
                 cache, rest = store.fetch(key, prompt.tokens)
                 cached = n_prompt - len(rest)
         if cache is None or not model.accepts_cached_prefix(prompt, cached):
+            cache, cached = None, 0
+        if self.lockstep is not None:
+            cache, cached = self._common_prefix(cache, cached)
+        if cache is None:
             cache, cached = model.new_cache(n_prompt + max_tokens, prompt), 0
         return Prepared(prompt, key, cache, cached, max_tokens)
+
+    def _common_prefix(self, cache: list | None, cached: int) -> tuple[list | None, int]:
+        """The cached prefix every rank starts from: each rank's cache evicts by its own
+        shard's bytes, so one may hold a longer prefix than another; it trims back to the
+        shortest (a copy: the stored entry keeps its tokens)."""
+        agreed = self.lockstep.common_prefix(cached, cache is None or can_trim_prompt_cache(cache))
+        if agreed == 0:
+            return None, 0
+        if agreed < cached:
+            trim_prompt_cache(cache, cached - agreed)
+        return cache, agreed
 
     def render(self, request: ChatRequest) -> Prompt:
         """The prompt's tokens: the messages through the chat template, or a completions

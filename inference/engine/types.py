@@ -136,6 +136,13 @@ class InsufficientMemory(ModelLoadError):
     code = "insufficient_memory"
 
 
+class RankLost(ModelLoadError):
+    """A rank of the distributed group serving the model is gone (engine/lockstep.py): nothing
+    of that model can be generated until every rank is restarted."""
+
+    code = "distributed_rank_lost"
+
+
 class ContextLengthExceeded(EngineError):
     code = "context_length_exceeded"
 

@@ -3,7 +3,7 @@ continuous batching through mlx-lm's BatchGenerator."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import mlx.core as mx
 from mlx_lm import load as mlx_lm_load
@@ -19,6 +19,7 @@ from ..messages import to_template_messages
 from ..types import SamplingParams
 from .base import Batching, Detokenizer, MlxBackend, Prompt, Sampling
 from .kv import reusable_cache
+from .sharding import shard
 
 
 def sampling_of(params: SamplingParams, constraint: GrammarLogitsProcessor | None = None) -> Sampling:
@@ -79,14 +80,32 @@ class MlxLmRunner:
             )
 
 
+def sharded_load(group: Any, parallel: str) -> Callable[[str], tuple[Any, Any]]:
+    """mlx-lm's load, the model split over `group` before its weights are read, so each rank
+    reads only its part (backends/sharding.py)."""
+    def load(path: str) -> tuple[Any, Any]:
+        model, tokenizer = mlx_lm_load(path, lazy=True)
+        shard(model, group, parallel)
+        mx.eval(model.parameters())
+        return model, tokenizer
+
+    return load
+
+
 class TextModel(MlxBackend):
-    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0):
-        super().__init__(spec, path, mlx_lm_load, prefill_step=prefill_step, full_kv_tokens=full_kv_tokens)
+    def __init__(self, spec: ModelSpec, path: Path, *, prefill_step: int = 2048, full_kv_tokens: int = 0,
+                 group: Any = None):
+        """group: the mx.distributed group a `distributed:` model is split over (None: this
+        process holds all of it)."""
+        distributed = group is not None and spec.distributed is not None
+        load = sharded_load(group, spec.distributed.parallel) if distributed else mlx_lm_load
+        super().__init__(spec, path, load, prefill_step=prefill_step, full_kv_tokens=full_kv_tokens)
         self.tokenizer = self.loaded
         self.end_tokens = self.tokenizer.eos_token_ids
         self.grammars = Grammars(self.tokenizer._tokenizer, self.end_tokens)
         self.runner = MlxLmRunner(self.model, self.grammars, self.end_tokens, self.prefill_step)
-        self.batching: Batching | None = self.runner if mergeable(self.model) else None
+        # Every rank of a split model decodes one request at a time, in lockstep (lockstep.py).
+        self.batching: Batching | None = self.runner if mergeable(self.model) and not distributed else None
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
                       images: Sequence[Any] = (), template_kwargs: dict[str, Any] | None = None) -> Prompt:

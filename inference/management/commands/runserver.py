@@ -19,11 +19,29 @@ class Command(DaphneRunserver):
             help="Model to load at start-up: an id, an alias, or 'default' (env MLX_SERVER_PRELOAD).",
         )
 
+    def handle(self, *args, **options):
+        from inference import distributed
+
+        if distributed.backend_named():  # one process per rank: the reloader's child would be a second
+            options["use_reloader"] = False
+        return super().handle(*args, **options)
+
     def inner_run(self, *args, **options):
         import mlx.core as mx
 
-        from inference import body_limit
+        from inference import body_limit, distributed
         from inference.blas import load_fast_blas
+
+        lockstep = distributed.join()
+        if lockstep is not None:
+            self.stdout.write(f"Rank {lockstep.rank} of {lockstep.size} ({lockstep.backend}) of a distributed group\n")
+            if not lockstep.leads:  # no API here: serve rank 0's orders until it stops
+                from inference.runtime import get_engine
+
+                self.stdout.write(f"{load_fast_blas().line()}\nFollowing rank 0 ...\n")
+                self.stdout.flush()
+                get_engine().follow()
+                return
 
         body_limit.install()
         if options.get("use_reloader") is False:  # Daphne's signal handlers only run without it

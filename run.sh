@@ -3,6 +3,8 @@
 #   ./run.sh            set up .venv, import the default model, serve on http://127.0.0.1:1234
 #   ./run.sh MODEL      the same, preloading MODEL (an id or alias from models.yaml, e.g. qwen)
 #   ./run.sh test       set up .venv with the test extras and run the whole test suite
+#   ./run.sh ranks [N]  SmolLM2 split over N ranks (default 2) of an mx.distributed ring on this
+#                       machine's loopback (docs/distributed.md), models from docs/models.distributed.yaml
 # Extra arguments after `test` go to pytest. PYTHON picks the interpreter (default python3).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,6 +28,16 @@ case "${1:-default}" in
     shift
     setup "[test]"
     exec .venv/bin/python -m pytest "$@"
+    ;;
+  ranks)
+    ranks=${2:-2}
+    setup ""
+    export MLX_SERVER_MODELS=${MLX_SERVER_MODELS:-docs/models.distributed.yaml}
+    .venv/bin/python manage.py migrate --noinput -v 0
+    .venv/bin/python manage.py import_models --default
+    hosts=$(printf '127.0.0.1,%.0s' $(seq "$ranks")); hosts=${hosts%,}
+    exec .venv/bin/mlx.launch --backend ring --hosts "$hosts" --python .venv/bin/python -- \
+      manage.py runserver --noreload --preload default
     ;;
   *)
     model=${1:-default}

@@ -2,9 +2,13 @@
 seed's two vision architectures (Gemma 3 4B and Qwen3-VL 4B shapes), 4-bit and bfloat16:
 
 - decode tokens/s through our server (Daphne + Django + the engine, streamed over HTTP) over
-  raw `mlx_vlm.stream_generate` on the same folder (goal >= 0.97). Both are measured the same
-  way: (N - 1) / (time of an N-token generation - time of a 1-token one), same-length prompts
-  that share no cached prefix, so every per-token cost (sampling, detokenizing, SSE) counts;
+  raw `mlx_vlm.stream_generate` on the same folder, and over raw `mlx_lm.stream_generate` on
+  the same weights as a text model (the language model's arrays under mlx-lm's own class: a
+  text model of the same shape). Both sides are timed per token (each SSE chunk's arrival,
+  each token the raw generator yields): a run's rate is 1 / its median gap between tokens, so
+  prefill and one-off stalls fall out; many pairs alternate raw and server (ABBA), and the
+  spread of the pairs' ratios (quartiles) and the machine's drift (raw's rate over the last
+  third of the pairs / the first third) are reported beside the medians;
 - time to first token of an ~8k-token prompt, cold and as a follow-up turn that reuses the
   server's prefix cache (raw mlx-vlm's cold TTFT beside it);
 - swap time between the two 4B models through the server over raw `mlx_vlm.load` time;
@@ -192,6 +196,30 @@ def build(models_dir: Path, tokenizer_from: Path | None, size: str, dtype: str, 
 # --- raw mlx-vlm -----------------------------------------------------------------------------
 
 
+def token_rates(times: list[float]) -> dict:
+    """A run's decode rate from the wall time of each of its tokens: between its first and its
+    last token (prefill and time to first token fall out), and 1 / the median gap (what one
+    stall cannot move; a burst of chunks read at once can, so it is not the headline)."""
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    return {"tokens": len(times), "tps": (len(times) - 1) / span if span > 0 else float("nan"),
+            "tps_median_gap": 1 / median(gaps) if gaps and median(gaps) > 0 else float("nan")}
+
+
+def spread(ratios: list[float]) -> dict:
+    """Median and quartiles of the pairs' ratios."""
+    if len(ratios) < 2:
+        return {"median": median(ratios), "p25": median(ratios), "p75": median(ratios)}
+    q = statistics.quantiles(ratios, n=4)
+    return {"median": median(ratios), "p25": q[0], "p75": q[2]}
+
+
+def drift(rates: list[float]) -> float:
+    """The machine's drift over a measurement: the last third's median rate / the first third's."""
+    third = max(1, len(rates) // 3)
+    return median(rates[-third:]) / median(rates[:third])
+
+
 class Raw:
     """The model loaded in this process by mlx-vlm itself, driven by `mlx_vlm.stream_generate`."""
 
@@ -219,12 +247,8 @@ class Raw:
         return times
 
     def decode(self, i: int, tokens: int) -> dict:
-        one = self.run(short(2 * i), 1)
-        times = self.run(short(2 * i + 1), tokens)
-        n = len(times) - 1
-        return {"tokens": n, "ttft": times[1] - times[0],
-                "tps": (n - 1) / ((times[-1] - times[0]) - (one[-1] - one[0])),
-                "tps_between_tokens": (n - 1) / (times[-1] - times[1])}
+        times = self.run(short(i), tokens)
+        return {"ttft": times[1] - times[0], **token_rates(times[1:])}
 
     def close(self) -> None:
         import mlx.core as mx
@@ -298,14 +322,115 @@ class Served:
                 "device": status.get("device"), "model_bytes": status.get("model_bytes")}
 
     def decode(self, i: int, tokens: int) -> dict:
-        one = chat(self.url, {**self.base, "messages": short(2 * i), "max_tokens": 1})
-        r = chat(self.url, {**self.base, "messages": short(2 * i + 1), "max_tokens": tokens})
+        r = chat(self.url, {**self.base, "messages": short(i), "max_tokens": tokens})
         n = r["usage"]["completion_tokens"]
-        return {
-            "tokens": n, "chunks": len(r["times"]), "ttft": r["first"] - r["t0"],
-            "tps": (n - 1) / ((r["end"] - r["t0"]) - (one["end"] - one["t0"])),
-            "tps_between_chunks": (n - 1) / (r["times"][-1] - r["times"][0]) if len(r["times"]) > 1 else None,
-        }
+        rates = token_rates(r["times"])
+        if len(r["times"]) < 0.9 * n:  # tokens whose text came later (held-back bytes): the whole request
+            rates.update(tps=n / (r["end"] - r["t0"]), whole_request=True)
+        return {"ttft": r["first"] - r["t0"], "completion_tokens": n, "chunks": len(r["times"]), **rates}
+
+
+class RawText(Raw):
+    """A text model loaded in this process by mlx-lm itself, driven by `mlx_lm.stream_generate`."""
+
+    def __init__(self, folder: Path):
+        import mlx.core as mx
+        from mlx_lm import load
+
+        mx.eval(mx.zeros(1))
+        started = time.perf_counter()
+        self.model, self.processor = load(str(folder))
+        mx.eval(self.model.parameters())
+        self.load_s = time.perf_counter() - started
+        self.tokenizer = self.processor
+        self.ban = {i: -1e9 for i in end_ids(folder)}
+
+    def run(self, messages: list[dict], max_tokens: int) -> list[float]:
+        from mlx_lm import stream_generate
+        from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        times = [time.perf_counter()]
+        for _ in stream_generate(self.model, self.tokenizer, prompt, max_tokens=max_tokens,
+                                 sampler=make_sampler(0.0), logits_processors=make_logits_processors(self.ban)):
+            times.append(time.perf_counter())
+        return times
+
+
+def decode_pairs(raw: Raw, served: Served, tokens: int, pairs: int, offset: int = 0) -> dict:
+    """`pairs` decode runs of each, alternating ABBA (so drift falls on both alike), after one
+    warm-up pair; every prompt new (no cached prefix) and of the same length."""
+    raw_runs, server_runs = [], []
+    for i in range(pairs + 1):
+        order = (raw, served) if i % 2 == 0 else (served, raw)
+        runs = {id(side): side.decode(offset + 2 * i + k, tokens) for k, side in enumerate(order)}
+        if i:
+            raw_runs.append(runs[id(raw)])
+            server_runs.append(runs[id(served)])
+    ratios = [s["tps"] / r["tps"] for r, s in zip(raw_runs, server_runs)]
+    raw_tps, server_tps = median([r["tps"] for r in raw_runs]), median([s["tps"] for s in server_runs])
+    return {"raw_runs": raw_runs, "server_runs": server_runs, "raw_tps": raw_tps, "server_tps": server_tps,
+            "ratio": server_tps / raw_tps, "pair_ratios": ratios, "pair_spread": spread(ratios),
+            "raw_drift": drift([r["tps"] for r in raw_runs]),
+            "server_drift": drift([s["tps"] for s in server_runs])}
+
+
+def text_twin(folder: Path, out: Path) -> Path:
+    """The vision model's language model as a text model folder for mlx-lm: the arrays the
+    server's own mapping (backends/vision_text.py) puts under mlx-lm's class, that class's
+    config, the same tokenizer: a text model of the same shape and weights."""
+    import shutil
+
+    import mlx.core as mx
+    from mlx_lm.utils import save_config, save_model
+    from mlx_vlm import load
+
+    from inference.engine.backends.vision_text import MLX_LM_CLASS_OF, text_class_of, text_config_of
+
+    if (out / "config.json").exists():
+        return out
+    vision_model, _ = load(str(folder))
+    text = text_class_of(vision_model, folder)
+    if text is None:
+        raise RuntimeError(f"{folder.name}: no mlx-lm class takes its language model")
+    config = json.loads((folder / "config.json").read_text())
+    twin = {**text_config_of(config), "model_type": MLX_LM_CLASS_OF[config["model_type"]]}
+    for key in ("quantization", "eos_token_id"):
+        if key in config:
+            twin[key] = config[key]
+    staging = out.with_name(out.name + ".building")
+    shutil.rmtree(staging, ignore_errors=True)
+    save_model(staging, text.model)
+    save_config(twin, staging / "config.json")
+    for file in folder.iterdir():
+        if file.name.startswith(("tokenizer", "special_tokens", "chat_template", "generation_config")):
+            shutil.copy(file, staging / file.name)
+    del vision_model, text
+    gc.collect()
+    mx.clear_cache()
+    staging.rename(out)
+    return out
+
+
+def measure_text(folder: Path, family: str, dtype: str, tokens: int, reps: int) -> dict:
+    """Server over raw mlx-lm on the text twin (goal >= 0.97): the same pairs, its own server."""
+    from testkit.live import LiveServer
+
+    twin = text_twin(folder, folder.with_name(folder.name + "-text"))
+    model_id = f"{family}-{dtype}-text"
+    with tempfile.TemporaryDirectory() as tmp:
+        server = LiveServer(Path(tmp), {"models": [{"id": model_id, "source": {"path": str(twin)}}]},
+                            env={"MLX_SERVER_LOG_BODY_CHARS": "2000"}).start()
+        try:
+            served = Served(server.url, model_id, twin)
+            served.load()
+            raw = RawText(twin)
+            try:
+                return {"folder": str(twin), **decode_pairs(raw, served, tokens, reps)}
+            finally:
+                raw.close()
+        finally:
+            server.stop()
 
 
 # --- one dtype, raw and server interleaved ---------------------------------------------------
@@ -315,14 +440,7 @@ def measure_family(raw: Raw, served: Served, tag: str, tokens: int, reps: int, p
     """Decode pairs alternate raw/server (order flipped each repetition) so that drift in the
     machine's speed falls on both; then the long prompt, cold in both and as a follow-up turn
     through the server's prefix cache."""
-    raw_runs, server_runs = [], []
-    for i in range(reps + 1):  # the first pair warms up
-        first, second = (raw, served) if i % 2 == 0 else (served, raw)
-        a, b = first.decode(i, tokens), second.decode(i, tokens)
-        if i:
-            r, s = (a, b) if first is raw else (b, a)
-            raw_runs.append(r)
-            server_runs.append(s)
+    pairs = decode_pairs(raw, served, tokens, reps)
     raw_cold, cold, cached, cached_tokens = [], [], [], []
     for i in range(4):  # the first warms the long-prompt kernels up
         messages = long_messages(raw.tokenizer, prompt_tokens, f"{tag}-raw-{i}")
@@ -351,13 +469,13 @@ def measure_family(raw: Raw, served: Served, tag: str, tokens: int, reps: int, p
     return {
         "concurrency": {"clients": CLIENTS, "pairs_tps": concurrency,
                         "ratio": median([many / one for one, many in concurrency])},
-        "raw": {"load_s": raw.load_s, "decode_runs": raw_runs, "decode_tps": median([x["tps"] for x in raw_runs]),
+        "decode": pairs,
+        "raw": {"load_s": raw.load_s, "decode_tps": pairs["raw_tps"],
                 "ttft_cold_runs": raw_cold, "ttft_cold_s": median(raw_cold)},
-        "server": {"decode_runs": server_runs, "decode_tps": median([x["tps"] for x in server_runs]),
+        "server": {"decode_tps": pairs["server_tps"],
                    "long_prompt_tokens": r["usage"]["prompt_tokens"],
                    "ttft_cold_runs": cold, "ttft_cold_s": median(cold),
                    "ttft_cached_runs": cached, "ttft_cached_s": median(cached), "cached_tokens": cached_tokens},
-        "decode_ratio_runs": [s["tps"] / r["tps"] for r, s in zip(raw_runs, server_runs)],
     }
 
 
@@ -389,7 +507,8 @@ def measure_dtype(folders: dict[str, Path], dtype: str, tokens: int, reps: int, 
                     raw.close()
                 m = out[family]
                 print(f"{family}/{dtype}: raw {m['raw']['decode_tps']:.1f} server {m['server']['decode_tps']:.1f} "
-                      f"tok/s, ratios {[round(x, 3) for x in m['decode_ratio_runs']]}", flush=True)
+                      f"tok/s, pair ratios {spread(m['decode']['pair_ratios'])}, "
+                      f"raw drift {m['decode']['raw_drift']:.3f}", flush=True)
             out[f"swap_{b}_to_{a}"] = served[a].load()
             out["health"] = health(server.url)
         except Exception as exc:
@@ -421,12 +540,21 @@ def summarise(results: dict) -> list[dict]:
             swap = measured.get(f"swap_{other}_to_{family}", {})
             nbytes = model["weight_bytes"]["total"]
             floor = bandwidth(results.get("device", {})) / nbytes
-            ratios = measured[family]["decode_ratio_runs"]
+            pairs = measured[family]["decode"]
+            text = results.get("measured_text", {}).get(key, {})
             rows.append({
                 "model": key, "weight_gb": round(nbytes / 1e9, 2),
                 "raw_tps": round(raw["decode_tps"], 1), "server_tps": round(ours["decode_tps"], 1),
-                "decode_ratio": round(ours["decode_tps"] / raw["decode_tps"], 3),
-                "decode_ratio_pairs": [round(x, 3) for x in ratios],
+                "decode_ratio": round(pairs["ratio"], 3),
+                "decode_pair_ratio_quartiles": [round(pairs["pair_spread"][q], 3) for q in ("p25", "median", "p75")],
+                "decode_pairs": len(pairs["pair_ratios"]),
+                "raw_drift": round(pairs["raw_drift"], 3),
+                "text_raw_mlx_lm_tps": round(text["raw_tps"], 1) if "raw_tps" in text else None,
+                "text_server_tps": round(text["server_tps"], 1) if "server_tps" in text else None,
+                "text_ratio": round(text["ratio"], 3) if "ratio" in text else None,
+                "text_pair_ratio_quartiles": [round(text["pair_spread"][q], 3) for q in ("p25", "median", "p75")]
+                if "pair_spread" in text else None,
+                "text_raw_drift": round(text["raw_drift"], 3) if "raw_drift" in text else None,
                 "prompt_tokens": ours["long_prompt_tokens"],
                 "raw_ttft_cold_s": round(raw["ttft_cold_s"], 3),
                 "server_ttft_cold_s": round(ours["ttft_cold_s"], 3),
@@ -436,6 +564,8 @@ def summarise(results: dict) -> list[dict]:
                 "swap_request_s": round(swap["request_s"], 2) if swap else None,
                 "swap_engine_load_s": swap.get("engine_load_s"),
                 "swap_over_raw_load": round(swap["request_s"] / raw["load_s"], 2) if swap else None,
+                "swap_engine_load_over_raw_load": round(swap["engine_load_s"] / raw["load_s"], 2)
+                if swap and swap.get("engine_load_s") else None,
                 "bandwidth_floor_tps": round(floor, 1),
                 "fraction_of_floor": round(ours["decode_tps"] / floor, 3),
                 "raw_fraction_of_floor": round(raw["decode_tps"] / floor, 3),
@@ -451,8 +581,8 @@ def main() -> None:
     parser.add_argument("--tokenizer-from", type=Path, default=None)
     parser.add_argument("--size", default="4b")
     parser.add_argument("--dtypes", default="4bit,bf16")
-    parser.add_argument("--tokens", type=int, default=256)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--reps", type=int, default=12, help="decode pairs (raw, server) per model")
     parser.add_argument("--prompt-tokens", type=int, default=8192)
     parser.add_argument("--out", type=Path, default=Path("bench/results/gpu.json"))
     args = parser.parse_args()
@@ -472,6 +602,17 @@ def main() -> None:
             print(f"{dtype}: measured in {time.perf_counter() - started:.0f}s", flush=True)
         results["table"] = summarise(results)
         save_results(args.out, results)
+        for family, folder in folders.items():
+            key = f"{family}/{dtype}"
+            if "ratio" not in results.setdefault("measured_text", {}).get(key, {}):
+                try:
+                    results["measured_text"][key] = measure_text(folder, family, dtype, args.tokens, args.reps)
+                except Exception as exc:
+                    traceback.print_exc()
+                    results["measured_text"][key] = {"error": repr(exc)}
+                print(f"{key} as text: {json.dumps({k: v for k, v in results['measured_text'][key].items() if not k.endswith('_runs')})}", flush=True)
+                results["table"] = summarise(results)
+                save_results(args.out, results)
     for row in results["table"]:
         print(json.dumps(row), flush=True)
 

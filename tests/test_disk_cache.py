@@ -122,7 +122,11 @@ def test_a_swap_back_and_a_restart_reuse_the_prefix_with_the_cold_output(tmp_pat
         engine = engine_for(disk)
         await answer(engine, smol, turn("Say hi."))  # the history's KV, kept in memory
         await answer(engine, other, ChatRequest(messages=[{"role": "user", "content": "hi"}],
-                                                params=SamplingParams(max_tokens=1)))  # the swap saves smol's
+                                                params=SamplingParams(max_tokens=1)))
+        deadline = time.time() + 30  # the swap evicted smol; its cache is written once the worker idles
+        while not disk.files() and time.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert disk.files()
         back = await answer(engine, smol, turn("What is the code word?"))
         engine.shutdown(timeout=30)
         restarted = await answer(engine_for(disk), smol, turn("What is the code word?"))

@@ -120,6 +120,9 @@ class Engine:
         self._batch_peak = 0  # most requests decoded together by earlier batches
         self._lockstep = lockstep
         self._serving_shared = False  # rank 0 serves a job the followers serve too
+        # Prompt caches of models evicted for another's load, written when the worker is idle
+        # (or before their model loads again), so a swap waits for no disk write.
+        self._unsaved: dict[str, Callable[[], int]] = {}
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.started_at = time.time()
@@ -266,6 +269,8 @@ class Engine:
     def _idle_timeout(self) -> float | None:
         """How long the worker may wait for a job before a resident model's TTL runs out (or,
         leading a distributed group, before its next heartbeat)."""
+        if self._unsaved:
+            return 0.0  # write them as soon as no job waits
         ends = [s.idle_since + ttl for s in self._sessions.values() if (ttl := self._session_ttl(s))]
         wait = max(0.0, min(ends) - time.monotonic()) if ends else None
         if self._leads_group() and self._lockstep.lost is None:
@@ -286,6 +291,9 @@ class Engine:
                                        needs_eviction=self._needs_eviction if budgeted else None,
                                        resident=self._is_loaded if budgeted else None)
             if job is None:  # idle for a model's whole TTL, or a heartbeat's interval
+                if self._unsaved:
+                    self._write_unsaved()
+                    continue
                 now = time.monotonic()
                 for session in list(self._sessions.values()):
                     ttl = self._session_ttl(session)
@@ -343,6 +351,7 @@ class Engine:
             if order.kind == "stop":
                 for model_id in list(self._sessions):
                     self._unload(model_id, "shutdown")
+                self._write_unsaved()
                 return
             if order.kind == "unload":
                 self._unload(order.spec.id, "request")
@@ -384,6 +393,7 @@ class Engine:
             if job.spec is None:  # shutdown: every model
                 for model_id in list(self._sessions):
                     self._unload(model_id, "shutdown")
+                self._write_unsaved()
             elif self._embedder is not None and self._embedder.spec.id == job.spec.id:
                 self._embedder = None
                 self._released(job.spec.id, "request")
@@ -456,6 +466,7 @@ class Engine:
             self._sessions[spec.id] = session
             self._publish()
             return session
+        self._write_unsaved(spec.id)  # its last prompt cache on disk first, for its new session
         unloaded: list[str] = []
 
         def make_room(path: Path) -> None:
@@ -564,8 +575,9 @@ class Engine:
         self._resident = tuple(self._sessions.values())
 
     def _unload(self, model_id: str, reason: str) -> str | None:
-        """Drop a resident model, its prompt cache saved to disk first, and give its memory
-        back before anything else loads."""
+        """Drop a resident model and give its memory back before anything else loads. Its
+        prompt cache goes to disk first, or, evicted for another model's load ("swap",
+        "budget"), once the worker is idle: its entries' memory is held until then."""
         session = self._sessions.pop(model_id, None)
         if session is None:
             return None
@@ -575,15 +587,27 @@ class Engine:
                 self._lockstep.tell_unload(session.model.spec)
             except RankLost:
                 pass
-        try:
-            saved = session.save_prompt_cache()
-            if saved:
-                log.info("saved %d prompt cache entries of %s to disk", saved, model_id)
-        except Exception:  # the cache is a convenience: never keep a model loaded over it
-            log.exception("saving the prompt cache of %s failed", model_id)
+        writer = session.prompt_cache_writer()
         del session
+        if writer is not None:
+            self._unsaved[model_id] = writer
+            if reason not in ("swap", "budget"):
+                self._write_unsaved(model_id)
         self._released(model_id, reason)
         return model_id
+
+    def _write_unsaved(self, model_id: str | None = None) -> None:
+        """Write the prompt caches unloads left (one model's, or all of them) to disk."""
+        for unsaved in [model_id] if model_id is not None else list(self._unsaved):
+            writer = self._unsaved.pop(unsaved, None)
+            if writer is None:
+                continue
+            try:
+                saved = writer()
+                if saved:
+                    log.info("saved %d prompt cache entries of %s to disk", saved, unsaved)
+            except Exception:  # the cache is a convenience: never keep a model loaded over it
+                log.exception("saving the prompt cache of %s failed", unsaved)
 
     def _released(self, model_id: str, reason: str) -> None:
         """A model was dropped from its slot: its memory goes back before anything else loads."""

@@ -7,7 +7,7 @@ context check and the prefix cache work the same whichever path a request takes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 
@@ -147,6 +147,13 @@ class Session:
 
     def save_prompt_cache(self) -> int:
         """Write the in-memory entries to disk before the model goes; how many were new."""
+        write = self.prompt_cache_writer()
+        return write() if write is not None else 0
+
+    def prompt_cache_writer(self) -> Callable[[], int] | None:
+        """What writes the in-memory entries to disk, holding them (and not the model) until
+        it runs; None when there is nothing to write."""
         if self.disk is None or self.prompt_cache is None or not len(self.prompt_cache):
-            return 0
-        return self.disk.save(self.prompt_cache.entries())
+            return None
+        shelf, entries = self.disk, self.prompt_cache.entries()
+        return lambda: shelf.save(entries)

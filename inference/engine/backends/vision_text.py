@@ -41,7 +41,9 @@ class TextClass:
     greedy_agreement: float  # share of probe positions where both pick the same token
 
 
-def _text_args(config: dict[str, Any]) -> dict[str, Any]:
+def text_config_of(config: dict[str, Any]) -> dict[str, Any]:
+    """A vision model's config.json as its language model's own: the text_config, with the
+    top-level keys the text class needs."""
     text = dict(config.get("text_config") or {})
     for key in ("vocab_size", "tie_word_embeddings"):
         if key in config and key not in text:
@@ -88,7 +90,7 @@ def text_class_of(vision_model: nn.Module, path: Path) -> TextClass | None:
         return None
     try:
         module = importlib.import_module(f"mlx_lm.models.{name}")
-        args = _text_args(config)
+        args = text_config_of(config)
         args["model_type"] = name
         model = module.Model(module.ModelArgs.from_dict(args))
         _quantize_like(model, language_model)

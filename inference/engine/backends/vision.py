@@ -6,9 +6,12 @@ values and expands its marker into the image tokens the vision tower's features 
 
 Text-only requests run on mlx-lm's own class for the language model, on the same arrays, where
 one exists and agrees with mlx-vlm's (vision_text.py): faster per token, and batched with
-other text-only requests through mlx-lm's BatchGenerator. Image requests run on mlx-vlm, alone.
-Each path makes its own library's KV caches; a text-only prompt never shares a cached prefix
-with an image prompt (their cache keys differ), so a cache always meets the path that made it.
+other text-only requests through mlx-lm's BatchGenerator. Image requests run alone: mlx-vlm
+prefills them (pixel values, the vision tower) into mlx-vlm's KV caches, and then that same
+class decodes on those caches, its positions shifted past Qwen's images, where a load-time
+probe agrees (vision_decode.py); otherwise mlx-vlm decodes them too. A text-only prompt never
+shares a cached prefix with an image prompt (their cache keys differ), so an mlx-lm cache
+never meets an image prefill.
 
 Prompt cache: a prompt's `cache_key` holds its images' keys (sha256 of the bytes and the size
 they were scaled to), so a cached prefix is only ever reused for the same images in the same
@@ -34,9 +37,10 @@ from ...images import LoadedImage, image_parts
 from ...tools.base import prepare_prompt
 from ..messages import to_vision_messages
 from ..types import ImagesNotPrepared, SamplingParams
-from .base import Batching, Detokenizer, MlxBackend, Prompt
+from .base import Batching, Detokenizer, MlxBackend, Prompt, Sampling
 from .kv import reusable_cache
 from .text import MlxLmRunner, mergeable, sampling_of
+from .vision_decode import check_image_decode, decode_after_prefill
 from .vision_text import text_class_of
 
 # What the processor returns beside the tokens that the model needs again at prefill.
@@ -63,6 +67,9 @@ class VisionModel(MlxBackend):
             self.end_tokens.add(self.tokenizer.eos_token_id)
         self.grammars = Grammars(self.tokenizer, self.end_tokens)
         self.text = text_class_of(self.model, path)
+        # Where image requests decode on mlx-lm's class after mlx-vlm's prefill: the
+        # load-time probe's largest logprob gap; None: they decode on mlx-vlm.
+        self.image_decode_gap = check_image_decode(self, path.name)
         self.runner = (MlxLmRunner(self.text.model, self.grammars, self.end_tokens, self.prefill_step)
                        if self.text is not None else None)
         # Text-only requests batch on mlx-lm's class (engine/scheduler.batchable keeps image
@@ -145,9 +152,10 @@ class VisionModel(MlxBackend):
         detokenizer.reset()
         return detokenizer
 
-    def _positions_for_prefix(self, prompt: Prompt) -> dict[str, Any]:
-        """Qwen-style MRoPE positions of the whole prompt, for a prefill that starts inside it
-        (the language model slices them at the cache offset); nothing for other models."""
+    def positions(self, prompt: Prompt) -> dict[str, Any]:
+        """Qwen-style MRoPE positions of the whole prompt (position_ids, rope_deltas): for a
+        prefill that starts inside it (the language model slices them at the cache offset) and
+        for decoding after it (vision_decode.py); nothing for other models."""
         lm = self.model.language_model
         get_rope_index = getattr(lm, "get_rope_index", None)
         if get_rope_index is None:
@@ -163,33 +171,46 @@ class VisionModel(MlxBackend):
         self, prompt: Prompt, start: int, cache: list[Any], params: SamplingParams, max_tokens: int
     ) -> Iterator[tuple[int, Any]]:
         """Prefill what `cache` lacks (with the pixel values when the images are in it), then
-        decode token by token; a text-only prompt on mlx-lm's class."""
+        decode token by token: a text-only prompt on mlx-lm's class; an image prompt prefilled
+        on mlx-vlm, then decoded on mlx-lm's class where the load-time probe agreed
+        (vision_decode.py), else on mlx-vlm."""
         if self._text_only(prompt):
             yield from self.runner.stream(prompt, start, cache, params, max_tokens)
             return
-        from mlx_vlm.generate import generate_step, generation_stream, wired_limit
+        from mlx_vlm.generate import generation_stream, wired_limit
 
         if start and not self.accepts_cached_prefix(prompt, start):
             cache[:] = self.new_cache(len(prompt.tokens) + max_tokens)  # the engine asks first; this only guards direct callers
             start = 0
+        if params.seed is not None:
+            mx.random.seed(params.seed)
+        sampling = sampling_of(params, self.grammars.processor(params.grammar, prefix=prompt.opened))
+        with wired_limit(self.model, [generation_stream]):
+            if self.text is not None and self.image_decode_gap is not None:
+                yield from decode_after_prefill(self, prompt, start, cache, sampling, max_tokens)
+            else:
+                yield from self.vlm_stream(prompt, start, cache, sampling, max_tokens, self.positions(prompt))
+
+    def vlm_stream(self, prompt: Prompt, start: int, cache: list[Any], sampling: Sampling, max_tokens: int,
+                   positions: dict[str, Any]) -> Iterator[tuple[int, Any]]:
+        """mlx-vlm's generate_step over prompt.tokens[start:]: from the start with the pixel
+        values, or after a cached prefix that holds every image, with the whole prompt's
+        `positions` (self.positions)."""
+        from mlx_vlm.generate import generate_step
+
         lm = self.model.language_model
         for attr in ("_position_ids", "_rope_deltas"):  # MRoPE state of an earlier request
             if hasattr(lm, attr):
                 setattr(lm, attr, None)
-        rest = prompt.tokens[start:]
         kwargs: dict[str, Any] = {}
         pixel_values = mask = None
         if start == 0:
             pixel_values, mask = prompt.inputs.get("pixel_values"), prompt.inputs.get("mask")
             kwargs.update(prompt.inputs.get("extra", {}))
         else:
-            kwargs.update(self._positions_for_prefix(prompt))
-        if params.seed is not None:
-            mx.random.seed(params.seed)
-        sampling = sampling_of(params, self.grammars.processor(params.grammar, prefix=prompt.opened))
-        with wired_limit(self.model, [generation_stream]):
-            yield from generate_step(
-                mx.array([rest]), self.model, pixel_values, mask, max_tokens=max_tokens,
-                prompt_cache=cache, prefill_step_size=self.prefill_step, sampler=sampling.sampler,
-                logits_processors=sampling.logits_processors, **kwargs,
-            )
+            kwargs.update(positions)
+        yield from generate_step(
+            mx.array([prompt.tokens[start:]]), self.model, pixel_values, mask, max_tokens=max_tokens,
+            prompt_cache=cache, prefill_step_size=self.prefill_step, sampler=sampling.sampler,
+            logits_processors=sampling.logits_processors, **kwargs,
+        )

@@ -413,24 +413,39 @@ def text_twin(folder: Path, out: Path) -> Path:
 
 
 def measure_text(folder: Path, family: str, dtype: str, tokens: int, reps: int) -> dict:
-    """Server over raw mlx-lm on the text twin (goal >= 0.97): the same pairs, its own server."""
+    """Server over raw mlx-lm on the text twin (goal >= 0.97): the same pairs, one server per
+    batch size (MLX_SERVER_BATCH_SIZE 1: each request on generate_step; the GPU default
+    CLIENTS: a lone request on mlx-lm's BatchGenerator too), up at once."""
     from testkit.live import LiveServer
 
     twin = text_twin(folder, folder.with_name(folder.name + "-text"))
     model_id = f"{family}-{dtype}-text"
+    out: dict = {"folder": str(twin)}
     with tempfile.TemporaryDirectory() as tmp:
-        server = LiveServer(Path(tmp), {"models": [{"id": model_id, "source": {"path": str(twin)}}]},
-                            env={"MLX_SERVER_LOG_BODY_CHARS": "2000"}).start()
+        servers = {}
+        for size in (CLIENTS, 1):
+            root = Path(tmp) / f"batch{size}"
+            root.mkdir()
+            servers[size] = LiveServer(root, {"models": [{"id": model_id, "source": {"path": str(twin)}}]},
+                                       env={"MLX_SERVER_LOG_BODY_CHARS": "2000", "MLX_SERVER_BATCH_SIZE": str(size)})
         try:
-            served = Served(server.url, model_id, twin)
-            served.load()
+            for server in servers.values():
+                server.start()
             raw = RawText(twin)
             try:
-                return {"folder": str(twin), **decode_pairs(raw, served, tokens, reps)}
+                for size, server in servers.items():
+                    served = Served(server.url, model_id, twin)
+                    served.load()
+                    pairs = decode_pairs(raw, served, tokens, reps)
+                    if size == CLIENTS:
+                        out.update(pairs)  # the default's figures are the headline
+                    out[f"batch_size_{size}"] = {k: v for k, v in pairs.items() if not k.endswith("_runs")}
             finally:
                 raw.close()
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
+    return out
 
 
 # --- one dtype, raw and server interleaved ---------------------------------------------------
@@ -523,6 +538,47 @@ def measure_dtype(folders: dict[str, Path], dtype: str, tokens: int, reps: int, 
     return out
 
 
+def measure_swaps(folders: dict[str, Path], dtype: str, rounds: int = 3) -> dict:
+    """Swaps between the two models through the server (each swap evicts the other: the one-
+    model rule), `rounds` times each way after a first load of each (that first use of a class's
+    kernels compiles them on CUDA, in either process), against raw mlx_vlm.load of the same
+    folders in this process, interleaved; and what the load-time probes logged (the text and
+    image logprob gaps of mlx-lm's class against mlx-vlm's on these weights)."""
+    from testkit.live import LiveServer
+
+    ids = {family: f"{family}-{dtype}" for family in folders}
+    models = {"models": [{"id": ids[f], "source": {"path": str(p)}, "backend": "vision"} for f, p in folders.items()]}
+    out: dict = {"server": {f: [] for f in folders}, "raw": {f: [] for f in folders}}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = LiveServer(Path(tmp), models, env={"MLX_SERVER_LOG_BODY_CHARS": "2000"}).start()
+        try:
+            served = {f: Served(server.url, ids[f], folders[f]) for f in folders}
+            for family in folders:  # first use of each: kernels compile
+                served[family].load()
+                Raw(folders[family]).close()
+            for _ in range(rounds):
+                for family in folders:
+                    out["server"][family].append(served[family].load())
+                    raw = Raw(folders[family])
+                    out["raw"][family].append(raw.load_s)
+                    raw.close()
+        finally:
+            server.stop()
+            log = server.log_path.read_text() if server.log_path.exists() else ""
+            out["probe_log"] = [line.split(": ", 1)[-1] for line in log.splitlines()
+                                if "probe" in line or "disagrees" in line or "stay on mlx-vlm" in line]
+    for family in folders:
+        raw = median(out["raw"][family])
+        out[family] = {
+            "raw_load_s": raw,
+            "swap_engine_load_s": median([x["engine_load_s"] for x in out["server"][family]]),
+            "swap_request_s": median([x["request_s"] for x in out["server"][family]]),
+        }
+        out[family]["engine_load_over_raw"] = out[family]["swap_engine_load_s"] / raw
+        out[family]["request_over_raw"] = out[family]["swap_request_s"] / raw
+    return out
+
+
 # --- the table -------------------------------------------------------------------------------
 
 
@@ -555,6 +611,10 @@ def summarise(results: dict) -> list[dict]:
                 "text_pair_ratio_quartiles": [round(text["pair_spread"][q], 3) for q in ("p25", "median", "p75")]
                 if "pair_spread" in text else None,
                 "text_raw_drift": round(text["raw_drift"], 3) if "raw_drift" in text else None,
+                "text_ratio_batch_size_1": round(text["batch_size_1"]["ratio"], 3) if "batch_size_1" in text else None,
+                "text_pair_ratio_quartiles_batch_size_1": [
+                    round(text["batch_size_1"]["pair_spread"][q], 3) for q in ("p25", "median", "p75")]
+                if "batch_size_1" in text else None,
                 "prompt_tokens": ours["long_prompt_tokens"],
                 "raw_ttft_cold_s": round(raw["ttft_cold_s"], 3),
                 "server_ttft_cold_s": round(ours["ttft_cold_s"], 3),
@@ -581,6 +641,10 @@ def main() -> None:
     parser.add_argument("--tokenizer-from", type=Path, default=None)
     parser.add_argument("--size", default="4b")
     parser.add_argument("--dtypes", default="4bit,bf16")
+    parser.add_argument("--stages", default="vision,text",
+                        help="vision: the vision models through the server and raw mlx-vlm (both families); "
+                             "text: their language models as text twins, server and raw mlx-lm; "
+                             "swap: swaps between the two (kernels warm) against raw loads")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--reps", type=int, default=12, help="decode pairs (raw, server) per model")
     parser.add_argument("--prompt-tokens", type=int, default=8192)
@@ -596,7 +660,17 @@ def main() -> None:
     for dtype in args.dtypes.split(","):
         folders = build(args.models_dir, args.tokenizer_from, args.size, dtype, results)
         save_results(args.out, results)
-        if "error" in results.setdefault("measured", {}).get(dtype, {"error": "not run"}):
+        stages = args.stages.split(",")
+        if "swap" in stages and "error" in results.setdefault("swaps", {}).get(dtype, {"error": "not run"}):
+            try:
+                results["swaps"][dtype] = measure_swaps(folders, dtype)
+            except Exception as exc:
+                traceback.print_exc()
+                results["swaps"][dtype] = {"error": repr(exc)}
+            print(f"{dtype} swaps: {json.dumps({f: results['swaps'][dtype].get(f) for f in folders})}", flush=True)
+            print("\n".join(results["swaps"][dtype].get("probe_log", [])), flush=True)
+            save_results(args.out, results)
+        if "vision" in stages and "error" in results.setdefault("measured", {}).get(dtype, {"error": "not run"}):
             started = time.perf_counter()
             results["measured"][dtype] = measure_dtype(folders, dtype, args.tokens, args.reps, args.prompt_tokens)
             print(f"{dtype}: measured in {time.perf_counter() - started:.0f}s", flush=True)
@@ -604,7 +678,7 @@ def main() -> None:
         save_results(args.out, results)
         for family, folder in folders.items():
             key = f"{family}/{dtype}"
-            if "ratio" not in results.setdefault("measured_text", {}).get(key, {}):
+            if "text" in stages and "ratio" not in results.setdefault("measured_text", {}).get(key, {}):
                 try:
                     results["measured_text"][key] = measure_text(folder, family, dtype, args.tokens, args.reps)
                 except Exception as exc:

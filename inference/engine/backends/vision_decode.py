@@ -137,9 +137,9 @@ def probe_image() -> Image.Image:
 
 
 def image_decode_gap(vision: VisionModel) -> float:
-    """The largest |log-prob difference| between mlx-vlm's decode of the probe image prompt
-    and mlx-lm's class decoding the same tokens after mlx-vlm's prefill (every step, every
-    token of the vocabulary)."""
+    """The largest |log-prob difference| between mlx-vlm's greedy decode of the probe image
+    prompt and mlx-lm's class fed the same tokens after mlx-vlm's prefill (every step, every
+    token of the vocabulary; fed, so one near-tie cannot send the two down different texts)."""
     from mlx_lm.sample_utils import make_sampler
 
     from ...images import LoadedImage
@@ -156,10 +156,12 @@ def image_decode_gap(vision: VisionModel) -> float:
     first = FirstPick(greedy.sampler)
     for _ in vision.vlm_stream(prompt, 0, cache, Sampling(first, []), 0, positions):
         pass
-    fed = mx.array([[token for token, _ in theirs[:-1]]])
-    logits = vision.text.model(fed, cache=decode_view(cache, rope_shift(positions)))[0]
-    ours = mx.concatenate([first.logprobs, logits - mx.logsumexp(logits, axis=-1, keepdims=True)])
-    reference = mx.stack([logprobs for _, logprobs in theirs])
+    view = decode_view(cache, rope_shift(positions))
+    ours = [first.logprobs.squeeze(0)]
+    for token, _ in theirs[:-1]:  # one token a step, as decode runs
+        logits = vision.text.model(mx.array([[token]]), cache=view)[0, -1]
+        ours.append(logits - mx.logsumexp(logits))
+    ours, reference = mx.stack(ours), mx.stack([logprobs for _, logprobs in theirs])
     return float(mx.max(mx.abs(ours.astype(mx.float32) - reference.astype(mx.float32))).item())
 
 

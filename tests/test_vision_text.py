@@ -15,6 +15,7 @@ import pytest
 
 import mlx.core as mx
 
+from inference.engine.backends import verdicts
 from inference.engine.backends.base import Prompt
 from inference.engine.backends.vision import VisionModel
 from inference.engine.backends.vision_decode import probe_image
@@ -101,6 +102,7 @@ def test_a_disagreeing_class_is_not_used(vision, monkeypatch):
 
     real = vision_text._probe
     monkeypatch.setattr(vision_text, "_probe", lambda m, lm, v: (real(m, lm, v)[0] + 3.0, 1.0))
+    verdicts.forget()  # the fixture's load remembered the real verdict
     refused = VisionModel(vision.spec, Path(vision.spec.source.location))
     assert refused.text is None and refused.batching is None
     prompt = refused.render_prompt(MESSAGES, None)
@@ -158,7 +160,24 @@ def test_the_image_probe_refuses_wrong_positions(vision, monkeypatch):
         assert gap <= MAX_LOGPROB_GAP
         return
     assert gap > MAX_LOGPROB_GAP
+    verdicts.forget()
     refused = VisionModel(vision.spec, Path(vision.spec.source.location))
     assert refused.text is not None and refused.image_decode_gap is None
     prompt = image_prompt(refused)
     assert tokens_of(refused, prompt, 6) == on_mlx_vlm(vision, lambda: tokens_of(vision, prompt, 6))
+
+
+def test_a_second_load_of_the_same_weights_takes_the_probes_verdicts(vision, monkeypatch):
+    """A swap back (the same folder loaded again in the process) runs neither probe: their
+    verdicts are remembered by the weights' fingerprint (backends/verdicts.py)."""
+    import inference.engine.backends.vision_decode as vision_decode
+    import inference.engine.backends.vision_text as vision_text
+
+    verdicts.forget()
+    first = VisionModel(vision.spec, Path(vision.spec.source.location))
+    probed = []
+    monkeypatch.setattr(vision_text, "_probe", lambda *a: probed.append("text"))
+    monkeypatch.setattr(vision_decode, "image_decode_gap", lambda *a: probed.append("image"))
+    again = VisionModel(vision.spec, Path(vision.spec.source.location))
+    assert probed == []
+    assert (again.text.max_logprob_gap, again.image_decode_gap) == (first.text.max_logprob_gap, first.image_decode_gap)

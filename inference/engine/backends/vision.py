@@ -35,6 +35,7 @@ from registry.specs import ModelSpec
 from ...constraints import Grammars
 from ...images import LoadedImage, image_parts
 from ...tools.base import prepare_prompt
+from ..disk_cache import weights_fingerprint
 from ..messages import to_vision_messages
 from ..types import ImagesNotPrepared, SamplingParams
 from .base import Batching, Detokenizer, MlxBackend, Prompt, Sampling
@@ -66,6 +67,7 @@ class VisionModel(MlxBackend):
         if self.tokenizer.eos_token_id is not None:
             self.end_tokens.add(self.tokenizer.eos_token_id)
         self.grammars = Grammars(self.tokenizer, self.end_tokens)
+        self.fingerprint = weights_fingerprint(path)  # what the load-time probes are remembered by
         self.text = text_class_of(self.model, path)
         # Where image requests decode on mlx-lm's class after mlx-vlm's prefill: the
         # load-time probe's largest logprob gap; None: they decode on mlx-vlm.

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol
 import mlx.core as mx
 
 from .base import Prompt, Sampling
+from .verdicts import remembered
 from .vision_text import MAX_LOGPROB_GAP, TextClass
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class VisionModel(Protocol):
 
     text: TextClass | None
     prefill_step: int
+    fingerprint: str  # of its weights: the probe's verdict is remembered by it (verdicts.py)
 
     def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict] | None,
                       images: Any = ()) -> Prompt: ...
@@ -171,7 +173,7 @@ def check_image_decode(vision: VisionModel, name: str) -> float | None:
     if vision.text is None:
         return None
     try:
-        gap = image_decode_gap(vision)
+        gap = remembered(vision.fingerprint, "image", lambda: image_decode_gap(vision))
     except Exception as exc:  # the class cannot continue mlx-vlm's cache: mlx-vlm decodes images
         log.info("%s: mlx-lm's class cannot decode after an image prefill (%s); image requests stay on mlx-vlm",
                  name, exc)

@@ -26,6 +26,9 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
 
+from ..disk_cache import weights_fingerprint
+from .verdicts import remembered
+
 log = logging.getLogger(__name__)
 
 # mlx-vlm model_type -> the mlx-lm module whose Model takes its text_config and weights.
@@ -101,7 +104,8 @@ def text_class_of(vision_model: nn.Module, path: Path) -> TextClass | None:
                      sorted(wanted - set(arrays))[:3])
             return None
         model.update(tree_unflatten(list(arrays.items())))
-        gap, same = _probe(model, language_model, int(args.get("vocab_size") or 2))
+        gap, same = remembered(weights_fingerprint(path), f"text:{name}",
+                               lambda: _probe(model, language_model, int(args.get("vocab_size") or 2)))
     except Exception as exc:  # a config the text class cannot take: mlx-vlm serves it all
         log.info("%s: mlx-lm's %s cannot serve its text (%s); text stays on mlx-vlm", path.name, name, exc)
         return None

@@ -225,15 +225,21 @@ class Raw:
 
     def __init__(self, folder: Path):
         import mlx.core as mx
-        from mlx_vlm import load
 
         mx.eval(mx.zeros(1))  # the device is up before the load is timed
         started = time.perf_counter()
-        self.model, self.processor = load(str(folder))
+        self.model, self.processor, self.tokenizer = self.library_load(str(folder))
         mx.eval(self.model.parameters())
         self.load_s = time.perf_counter() - started
-        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.ban = {i: -1e9 for i in end_ids(folder)}
+
+    @staticmethod
+    def library_load(folder: str) -> tuple:
+        """(model, processor, tokenizer) as the library loads them."""
+        from mlx_vlm import load
+
+        model, processor = load(folder)
+        return model, processor, getattr(processor, "tokenizer", processor)
 
     def run(self, messages: list[dict], max_tokens: int) -> list[float]:
         """Wall times: the start, then each token as stream_generate yields it."""
@@ -333,17 +339,12 @@ class Served:
 class RawText(Raw):
     """A text model loaded in this process by mlx-lm itself, driven by `mlx_lm.stream_generate`."""
 
-    def __init__(self, folder: Path):
-        import mlx.core as mx
+    @staticmethod
+    def library_load(folder: str) -> tuple:
         from mlx_lm import load
 
-        mx.eval(mx.zeros(1))
-        started = time.perf_counter()
-        self.model, self.processor = load(str(folder))
-        mx.eval(self.model.parameters())
-        self.load_s = time.perf_counter() - started
-        self.tokenizer = self.processor
-        self.ban = {i: -1e9 for i in end_ids(folder)}
+        model, tokenizer = load(folder)
+        return model, tokenizer, tokenizer
 
     def run(self, messages: list[dict], max_tokens: int) -> list[float]:
         from mlx_lm import stream_generate
@@ -386,11 +387,12 @@ def text_twin(folder: Path, out: Path) -> Path:
     from mlx_vlm import load
 
     from inference.engine.backends.vision_text import MLX_LM_CLASS_OF, text_class_of, text_config_of
+    from inference.engine.disk_cache import weights_fingerprint
 
     if (out / "config.json").exists():
         return out
     vision_model, _ = load(str(folder))
-    text = text_class_of(vision_model, folder)
+    text = text_class_of(vision_model, folder, weights_fingerprint(folder))
     if text is None:
         raise RuntimeError(f"{folder.name}: no mlx-lm class takes its language model")
     config = json.loads((folder / "config.json").read_text())

@@ -145,11 +145,6 @@ class Session:
         if self.prompt_cache is not None and cache is not None:
             self.prompt_cache.store(prepared.key, prepared.prompt.tokens + generated, cache)
 
-    def save_prompt_cache(self) -> int:
-        """Write the in-memory entries to disk before the model goes; how many were new."""
-        write = self.prompt_cache_writer()
-        return write() if write is not None else 0
-
     def prompt_cache_writer(self) -> Callable[[], int] | None:
         """What writes the in-memory entries to disk, holding them (and not the model) until
         it runs; None when there is nothing to write."""

@@ -68,7 +68,7 @@ class VisionModel(MlxBackend):
             self.end_tokens.add(self.tokenizer.eos_token_id)
         self.grammars = Grammars(self.tokenizer, self.end_tokens)
         self.fingerprint = weights_fingerprint(path)  # what the load-time probes are remembered by
-        self.text = text_class_of(self.model, path)
+        self.text = text_class_of(self.model, path, self.fingerprint)
         # Where image requests decode on mlx-lm's class after mlx-vlm's prefill: the
         # load-time probe's largest logprob gap; None: they decode on mlx-vlm.
         self.image_decode_gap = check_image_decode(self, path.name)

@@ -26,7 +26,6 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
 
-from ..disk_cache import weights_fingerprint
 from .verdicts import remembered
 
 log = logging.getLogger(__name__)
@@ -83,9 +82,10 @@ def _probe(model: nn.Module, language_model: nn.Module, vocab: int) -> tuple[flo
     return float(mx.max(mx.abs(ours.astype(mx.float32) - theirs.astype(mx.float32))).item()), float(same)
 
 
-def text_class_of(vision_model: nn.Module, path: Path) -> TextClass | None:
+def text_class_of(vision_model: nn.Module, path: Path, fingerprint: str) -> TextClass | None:
     """mlx-lm's class for `vision_model`'s language model, or None (no such class, it does
-    not load the weights, or it disagrees with mlx-vlm's on the probe)."""
+    not load the weights, or it disagrees with mlx-vlm's on the probe); `fingerprint`, of the
+    folder's weights, is what the probe's verdict is remembered by (verdicts.py)."""
     config = json.loads((path / "config.json").read_text())
     name = MLX_LM_CLASS_OF.get(config.get("model_type", ""))
     language_model = getattr(vision_model, "language_model", None)
@@ -104,7 +104,7 @@ def text_class_of(vision_model: nn.Module, path: Path) -> TextClass | None:
                      sorted(wanted - set(arrays))[:3])
             return None
         model.update(tree_unflatten(list(arrays.items())))
-        gap, same = remembered(weights_fingerprint(path), f"text:{name}",
+        gap, same = remembered(fingerprint, f"text:{name}",
                                lambda: _probe(model, language_model, int(args.get("vocab_size") or 2)))
     except Exception as exc:  # a config the text class cannot take: mlx-vlm serves it all
         log.info("%s: mlx-lm's %s cannot serve its text (%s); text stays on mlx-vlm", path.name, name, exc)

@@ -33,12 +33,14 @@ class Command(DaphneRunserver):
         from inference.blas import load_fast_blas
 
         lockstep = distributed.join()
+        self.stdout.write(f"MLX device: {mx.default_device()} (mlx {mx.__version__})\n")
+        self.stdout.write(f"{load_fast_blas().line()}\n")
         if lockstep is not None:
             self.stdout.write(f"Rank {lockstep.rank} of {lockstep.size} ({lockstep.backend}) of a distributed group\n")
             if not lockstep.leads:  # no API here: serve rank 0's orders until it stops
                 from inference.runtime import get_engine
 
-                self.stdout.write(f"{load_fast_blas().line()}\nFollowing rank 0 ...\n")
+                self.stdout.write("Following rank 0 ...\n")
                 self.stdout.flush()
                 get_engine().follow()
                 return
@@ -51,8 +53,6 @@ class Command(DaphneRunserver):
 
             shutdown.install(reactor)
 
-        self.stdout.write(f"MLX device: {mx.default_device()} (mlx {mx.__version__})\n")
-        self.stdout.write(f"{load_fast_blas().line()}\n")
         name = options.get("preload")
         if name:
             from registry.active import get_registry
